@@ -1,0 +1,1 @@
+"""Dataset readers: Market-1501 folders and MOTChallenge files (numpy only, no torch)."""

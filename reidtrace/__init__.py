@@ -1,0 +1,1 @@
+"""reidtrace: the application layer (CLI). Top of the import graph: it may import every package."""
