@@ -1,0 +1,1 @@
+"""The synthetic multi-camera world: seeded scenes, people and full ground truth."""

@@ -1,0 +1,3 @@
+from reidtrace.cli import main
+
+main()

@@ -1,0 +1,250 @@
+"""``reidtrace``: one Typer app, one verb per job.
+
+A verb reads flags and ``Settings``, calls one library function and prints. ``--json`` writes
+exactly one JSON document to stdout (the result or the error); progress goes to stderr. A
+``ReidTraceError`` (bad input) prints one line and a hint and exits with code 2, as do unknown
+options and bad values; anything else is a bug and keeps its traceback (shown with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from reid.errors import ReidTraceError
+
+app = typer.Typer(
+    name="reidtrace",
+    help="Person re-identification retrieval for surveillance footage.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err_console = Console(stderr=True)
+out_console = Console()
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+@contextmanager
+def friendly_errors(as_json: bool = False) -> Iterator[None]:
+    """ReidTraceError -> one line (or one JSON document) and exit code 2."""
+    try:
+        yield
+    except ReidTraceError as err:
+        if as_json:
+            typer.echo(json.dumps({"error": err.message, "hint": err.hint}))
+        else:
+            line = f"error: {err.message}" + (f" (hint: {err.hint})" if err.hint else "")
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if _STATE["debug"]:
+            traceback.print_exc()
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``update(stage, done, total)``."""
+    if not enabled:
+        yield lambda *_: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+# --- synth ---------------------------------------------------------------------------------------
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the world into (new or empty)."),
+    seed: int = typer.Option(0, help="Random seed: the same arguments give the same world."),
+    cameras: int = typer.Option(4, help="Number of cameras (1-8)."),
+    identities: int = typer.Option(48, help="Number of people (video worlds) or identities (crops)."),
+    groups: int = typer.Option(6, help="Groups of 2-4 people who walk and stand together."),
+    minutes: float = typer.Option(2.0, help="Minutes of footage per camera."),
+    fps: float = typer.Option(10.0, help="Frames per second."),
+    width: int = typer.Option(480, help="Frame width in pixels."),
+    height: int = typer.Option(360, help="Frame height in pixels."),
+    difficulty: float = typer.Option(0.5, help="0 (easy) .. 1 (hard): look-alikes, noise, blur."),
+    passers: float = typer.Option(0.3, help="Share of lone people who only pass through."),
+    hard_negatives: float = typer.Option(0.3, help="Share of identities that twin another."),
+    crops_only: bool = typer.Option(
+        False, "--crops-only", help="Fast path: only Market-format crops, no video."
+    ),
+    images_per_camera: int = typer.Option(8, help="With --crops-only: crops per identity and camera."),
+    preview: bool = typer.Option(False, "--preview", help="Also write preview.png (a contact sheet)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a world already in OUT."),
+    workers: int = typer.Option(0, help="Processes to render with (0 = one per CPU core)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Render a seeded multi-camera world with full ground truth (or only Market crops)."""
+    from reid.synth import crops, world
+    from reid.synth.preview import write_preview
+
+    with friendly_errors(as_json):
+        if crops_only:
+            cfg_c = crops.CropsConfig(
+                seed=seed,
+                cameras=cameras if cameras != 4 else 6,
+                identities=identities,
+                images_per_camera=images_per_camera,
+                difficulty=difficulty,
+                hard_negative_frac=hard_negatives,
+            )
+            with progress_bar(not as_json) as update:
+                summary = crops.generate_crops(
+                    out, cfg_c, workers=workers or None, overwrite=overwrite, progress=update
+                )
+        else:
+            cfg = world.WorldConfig(
+                seed=seed,
+                cameras=cameras,
+                identities=identities,
+                groups=groups,
+                minutes=minutes,
+                fps=fps,
+                width=width,
+                height=height,
+                difficulty=difficulty,
+                passer_frac=passers,
+                hard_negative_frac=hard_negatives,
+            )
+            with progress_bar(not as_json) as update:
+                summary = world.generate_world(
+                    out, cfg, workers=workers or None, overwrite=overwrite, progress=update
+                )
+        if preview:
+            summary["preview"] = str(write_preview(out))
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+        return
+    print_world_summary(out, summary)
+
+
+def print_world_summary(out: Path, summary: dict) -> None:
+    table = Table(title=f"synthetic world in {out}", show_header=False)
+    m = summary["market"]
+    rows = [
+        ("identities (seen)", f"{summary['identities']} ({summary.get('identities_seen', '-')})"),
+        ("cameras", " ".join(summary.get("cameras", [])) or "-"),
+    ]
+    if "frames_per_camera" in summary:
+        rows += [
+            ("frames per camera", str(summary["frames_per_camera"])),
+            ("ground-truth boxes", str(summary["gt_boxes"])),
+            ("visits (trajectory entries)", str(summary["visits"])),
+            ("contact pairs", str(summary["contact_pairs"])),
+        ]
+    rows += [
+        ("market train", f"{m['train_images']} images, {m['train_ids']} ids"),
+        ("market query / gallery", f"{m['query_images']} / {m['gallery_images']} images"),
+        ("market test ids", str(m["test_ids"])),
+        ("distractors / junk", f"{m['distractors']} / {m['junk']}"),
+    ]
+    if "preview" in summary:
+        rows.append(("preview", summary["preview"]))
+    for k, v in rows:
+        table.add_row(k, v)
+    out_console.print(table)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    out: Path | None = typer.Option(None, help="Where to put the demo world (default: HOME/demo)."),
+    seed: int = typer.Option(7, help="Seed of the demo world."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run the end-to-end demo on the embedded defaults (renders the demo world first)."""
+    from reid.settings import load_settings
+    from reid.synth import world
+    from reid.synth.preview import write_preview
+
+    with friendly_errors(as_json):
+        cfg_s = load_settings()
+        target = out or cfg_s.home / "demo"
+        cfg = world.WorldConfig(seed=seed)
+        with progress_bar(not as_json) as update:
+            summary = world.generate_world(
+                target, cfg, workers=cfg_s.workers or None, overwrite=True, progress=update
+            )
+        summary["preview"] = str(write_preview(target))
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+        return
+    print_world_summary(target, summary)
+
+
+# --- config --------------------------------------------------------------------------------------
+@app.command()
+def config(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Show the effective settings (defaults, config file and REIDTRACE_* variables)."""
+    from reid.settings import load_settings
+
+    with friendly_errors(as_json):
+        cfg = load_settings()
+    data = json.loads(cfg.model_dump_json())
+    if as_json:
+        typer.echo(json.dumps(data, sort_keys=True))
+        return
+    for k, v in data.items():
+        typer.echo(f"{k} = {v}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors become one line and exit code 2 (no Click box, no traceback)."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="reidtrace", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except click.UsageError as err:
+        ctx = err.ctx
+        where = ctx.command_path if ctx is not None else "reidtrace"
+        msg = err.format_message().replace("\n", " ")
+        err_console.print(
+            f"error: {msg} (hint: see `{where} --help`)", markup=False, highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except click.Abort:
+        err_console.print("aborted", markup=False)
+        sys.exit(130)
+    except click.ClickException as err:
+        err_console.print(f"error: {err.format_message()}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
