@@ -18,7 +18,7 @@ from reid.errors import ReidTraceError
 
 
 def as_homography(value: object, *, name: str = "homography") -> np.ndarray:
-    """A validated, invertible 3x3 float64 matrix normalised so that H[2, 2] == 1 (when possible)."""
+    """A validated, invertible 3x3 float64 matrix, scaled so that H[2, 2] == 1 when possible."""
     try:
         h = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -66,14 +66,14 @@ class PinholeCamera:
     pitch_deg: float
 
     @cached_property
-    def K(self) -> np.ndarray:  # noqa: N802 (the textbook name)
+    def K(self) -> np.ndarray:
         return np.array(
             [[self.focal_px, 0, self.width / 2], [0, self.focal_px, self.height / 2], [0, 0, 1]],
             dtype=np.float64,
         )
 
     @cached_property
-    def R(self) -> np.ndarray:  # noqa: N802
+    def R(self) -> np.ndarray:
         """World-to-camera rotation; camera axes are x right, y down, z forward."""
         yaw, pitch = math.radians(self.yaw_deg), math.radians(self.pitch_deg)
         fwd = np.array(

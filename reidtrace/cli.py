@@ -89,7 +89,9 @@ def synth(
     out: Path = typer.Argument(..., help="Folder to write the world into (new or empty)."),
     seed: int = typer.Option(0, help="Random seed: the same arguments give the same world."),
     cameras: int = typer.Option(4, help="Number of cameras (1-8)."),
-    identities: int = typer.Option(48, help="Number of people (video worlds) or identities (crops)."),
+    identities: int = typer.Option(
+        48, help="Number of people (video worlds) or identities (crops)."
+    ),
     groups: int = typer.Option(6, help="Groups of 2-4 people who walk and stand together."),
     minutes: float = typer.Option(2.0, help="Minutes of footage per camera."),
     fps: float = typer.Option(10.0, help="Frames per second."),
@@ -101,8 +103,12 @@ def synth(
     crops_only: bool = typer.Option(
         False, "--crops-only", help="Fast path: only Market-format crops, no video."
     ),
-    images_per_camera: int = typer.Option(8, help="With --crops-only: crops per identity and camera."),
-    preview: bool = typer.Option(False, "--preview", help="Also write preview.png (a contact sheet)."),
+    images_per_camera: int = typer.Option(
+        8, help="With --crops-only: crops per identity and camera."
+    ),
+    preview: bool = typer.Option(
+        False, "--preview", help="Also write preview.png (a contact sheet)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a world already in OUT."),
     workers: int = typer.Option(0, help="Processes to render with (0 = one per CPU core)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -233,7 +239,10 @@ def main(argv: list[str] | None = None) -> None:
         where = ctx.command_path if ctx is not None else "reidtrace"
         msg = err.format_message().replace("\n", " ")
         err_console.print(
-            f"error: {msg} (hint: see `{where} --help`)", markup=False, highlight=False, soft_wrap=True
+            f"error: {msg} (hint: see `{where} --help`)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(2)
     except click.exceptions.Exit as err:

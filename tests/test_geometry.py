@@ -42,7 +42,8 @@ def test_points_at_infinity_become_nan() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [[[1, 0], [0, 1]], [[0] * 3] * 3, "not a matrix", [[1, 0, 0], [0, 1, 0], [0, 0, np.nan]]]
+    "value",
+    [[[1, 0], [0, 1]], [[0] * 3] * 3, "not a matrix", [[1, 0, 0], [0, 1, 0], [0, 0, np.nan]]],
 )
 def test_bad_homographies_are_user_errors(value) -> None:
     with pytest.raises(ReidTraceError):

@@ -212,8 +212,19 @@ class Appearance:
             raise ValueError(f"Appearance.twin_detail={self.twin_detail!r}, not in {TWIN_DETAILS}")
         for name in _COLOR_FIELDS:
             c = getattr(self, name)
-            if len(c) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c):
+            ok = len(c) == 3 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255
+                for v in c
+            )
+            if not ok:
                 raise ValueError(f"Appearance.{name}={c!r} must be 3 ints in 0..255 (BGR)")
+            # plain-int tuples, so equality, hashing and JSON do not depend on the caller's types
+            object.__setattr__(self, name, (int(c[0]), int(c[1]), int(c[2])))
+        ranges = {"height_m": (0.5, 2.6), "build": (0.5, 2.0), "body_shape": (0.0, 1.0)}
+        for name, (lo, hi) in ranges.items():
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise ValueError(f"Appearance.{name}={v!r} must be in [{lo}, {hi}]")
 
     def look_key(self) -> tuple[Any, ...]:
         """All fields that show in pixels (the twin bookkeeping left out), to compare looks."""
@@ -339,9 +350,7 @@ def _contrasting(
     return _jitter(rng, _pick(rng, far or palette)[1], 5)
 
 
-def _bottom_color(
-    rng: np.random.Generator, kind: str, difficulty: float
-) -> tuple[BGR, str]:
+def _bottom_color(rng: np.random.Generator, kind: str, difficulty: float) -> tuple[BGR, str]:
     """Bottom colour and pattern; jeans are always denim, other bottoms mostly plain."""
     if kind == "jeans":
         return _jitter(rng, _pick(rng, _DENIM)[1], 6), "denim"
@@ -363,8 +372,10 @@ def _sample_one(rng: np.random.Generator, difficulty: float) -> Appearance:
     dark_skin = _dist(skin, (0, 0, 0)) < 190
     hair_pal = dict(_HAIR)
     if dark_skin:
-        hair_pal = {k: (c, w * (3.0 if k in ("black", "dark brown") else 0.3)) for k, (c, w) in
-                    _HAIR.items()}
+        hair_pal = {
+            k: (c, w * (3.0 if k in ("black", "dark brown") else 0.3))
+            for k, (c, w) in _HAIR.items()
+        }
     hair_color = _jitter(rng, _pick(rng, hair_pal)[1], 5)
     if femme:
         hair_style = _choice(rng, HAIR_STYLES, (0.15, 0.45, 0.01, 0.24, 0.15))
@@ -374,9 +385,7 @@ def _sample_one(rng: np.random.Generator, difficulty: float) -> Appearance:
     sat = 0.38 - 0.3 * difficulty
     pal = _cloth_palette(difficulty, sat)
     top_color = _jitter(rng, _pick(rng, pal)[1], 6)
-    top_pattern = _choice(
-        rng, TOP_PATTERNS, (0.5 + 0.2 * difficulty, 0.12, 0.05, 0.1, 0.05, 0.14)
-    )
+    top_pattern = _choice(rng, TOP_PATTERNS, (0.5 + 0.2 * difficulty, 0.12, 0.05, 0.1, 0.05, 0.14))
     top_color2 = _contrasting(rng, _cloth_palette(difficulty, 0.3), top_color, 110.0)
     if femme:
         bottom_kind = _choice(rng, BOTTOM_KINDS, (0.25, 0.12, 0.28, 0.35))
@@ -436,7 +445,9 @@ def _make_twin(
     if detail == "bag":
         if a.bag == "none":
             bag = _choice(rng, BAGS[1:], (0.5, 0.3, 0.2))
-            return dataclasses.replace(a, bag=bag, bag_color=_jitter(rng, _pick(rng, _BAGS_COL)[1], 5))
+            return dataclasses.replace(
+                a, bag=bag, bag_color=_jitter(rng, _pick(rng, _BAGS_COL)[1], 5)
+            )
         other = [b for b in BAGS if b != a.bag]
         return dataclasses.replace(a, bag=other[int(rng.integers(len(other)))])
     if detail == "hat":

@@ -143,7 +143,9 @@ def _render_identity(args: tuple) -> list[tuple[int, int, int, bytes]]:
             x0, y0 = int(round(u - sprite.foot[0])), int(round(v - sprite.foot[1]))
             _composite(frame, x0, y0, sprite.rgb, sprite.alpha)
             ys, xs = np.nonzero(sprite.alpha > 0.5)
-            box = np.array([x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], float)
+            box = np.array(
+                [x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], float
+            )
             if rng.uniform() < 0.15 + 0.15 * cfg.difficulty:  # a passer-by partly in front
                 extra = _extras(cfg.seed)[int(rng.integers(40))]
                 side = rng.choice([-1, 1])
@@ -247,7 +249,7 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
                 junk += pid == -1
             else:
                 by_cam.setdefault(cam, []).append(crop)
-        for cam, items in sorted(by_cam.items()):
+        for _cam, items in sorted(by_cam.items()):
             q = int(qrng.integers(len(items))) if len(by_cam) >= 2 else -1
             for i, (pid, cam_no, fno, jpeg) in enumerate(items):
                 if split[pid] == "train":
@@ -263,7 +265,9 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
             a = apps[pid - 1]
             twin = a.twin_of + 1 if a.twin_of >= 0 else -1
             desc = a.describe().replace('"', "'")
-            f.write(f'{pid},crops,-1,{split[pid]},,{twin},{a.twin_detail},{a.height_m:.2f},"{desc}"\n')
+            f.write(
+                f'{pid},crops,-1,{split[pid]},,{twin},{a.twin_detail},{a.height_m:.2f},"{desc}"\n'
+            )
     summary = {
         "config": asdict(cfg),
         "kind": "crops",

@@ -22,7 +22,8 @@ ROLES = ("walker", "group", "passer")
 
 @dataclass
 class Segment:
-    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` (``p1 == p0``) facing ``face``."""
+    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` (``p1 == p0``) facing ``face``.
+    """
 
     t0: float
     t1: float
@@ -152,10 +153,9 @@ def _offset(segs: list[Segment], dx: float, dy: float, face_centre: bool) -> lis
     """A group member's copy of the leader's plan, displaced in the walking frame."""
     out = []
     for s in segs:
-        if s.moving:
-            h = math.atan2(s.p1[1] - s.p0[1], s.p1[0] - s.p0[0])
-        else:
-            h = math.radians(s.face)
+        h = (
+            math.atan2(s.p1[1] - s.p0[1], s.p1[0] - s.p0[0]) if s.moving else math.radians(s.face)
+        )
         c, si = math.cos(h), math.sin(h)
         ox, oy = dx * c - dy * si, dx * si + dy * c
         p0 = (s.p0[0] + ox, s.p0[1] + oy)
@@ -196,7 +196,9 @@ def plan_people(
             dy = (j - (size - 1) / 2) * spacing
             dx = float(rng.uniform(-0.25, 0.25))
             people.append(
-                Person(int(idx) + 1, appearances[idx], "group", g, speed, _offset(segs, dx, dy, True))
+                Person(
+                    int(idx) + 1, appearances[idx], "group", g, speed, _offset(segs, dx, dy, True)
+                )
             )
     for idx in order[cursor:]:
         passer = bool(rng.uniform() < passer_frac)

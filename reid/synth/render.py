@@ -241,7 +241,7 @@ def render_camera(
                 _shadow(frame, u, v, hpx)
         boxes: dict[int, tuple] = {}
         person_seen = False
-        for idx, (depth, kind, payload) in enumerate(items):
+        for idx, (_depth, kind, payload) in enumerate(items):
             if kind == "prop":
                 sp: PropSprite = payload
                 if not person_seen:

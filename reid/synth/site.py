@@ -198,16 +198,22 @@ class CameraRig:
 
 # cam1 and cam2 overlap on the plaza from opposite sides; cam3 is a close corridor view (people up
 # to ~250 px); cam4 watches the far hall from high up (people ~40 px). The rest extend the site.
-RIGS: tuple[CameraRig, ...] = (
-    CameraRig("cam1", (7.0, 2.0, 5.5), 42.0, 24.0, 600, 1.05, (1.0, 1.0, 1.04), 1.0, 0.4, 2.5, 75, 0.0),
-    CameraRig("cam2", (28.0, 22.5, 3.6), 218.0, 16.0, 560, 0.92, (1.1, 1.0, 0.9), 1.1, 0.7, 3.0, 70, 1.37),
-    CameraRig("cam3", (68.0, 13.0, 2.8), 0.0, 10.0, 520, 1.0, (0.95, 1.02, 1.08), 0.9, 0.5, 2.0, 80, 2.91),
-    CameraRig("cam4", (30.0, 60.0, 8.0), 90.0, 30.0, 420, 0.85, (1.08, 1.05, 0.85), 1.2, 1.0, 4.0, 60, 0.62),
-    CameraRig("cam5", (56.0, 56.0, 5.0), -45.0, 22.0, 420, 1.1, (0.9, 1.0, 1.1), 1.0, 0.6, 3.0, 70, 4.2),
-    CameraRig("cam6", (106.0, 16.0, 4.0), 180.0, 14.0, 470, 0.95, (1.0, 0.96, 1.0), 0.95, 0.8, 3.5, 65, 3.3),
-    CameraRig("cam7", (24.0, 34.0, 4.5), 270.0, 22.0, 400, 1.0, (1.05, 1.0, 0.95), 1.05, 0.5, 2.5, 75, 5.1),
-    CameraRig("cam8", (-4.0, 30.0, 5.0), -35.0, 20.0, 440, 0.9, (0.92, 1.0, 1.06), 1.0, 0.9, 3.0, 65, 0.2),
+# fmt: off  (one camera per row reads better than one value per row)
+RIGS: tuple[CameraRig, ...] = tuple(
+    CameraRig(name, pos, yaw, pitch, f, gain, cast, gamma, blur, noise, jpeg, offset)
+    for name, pos, yaw, pitch, f, gain, cast, gamma, blur, noise, jpeg, offset in [
+        # name, position (m), yaw, pitch, focal, gain, BGR cast, gamma, blur, noise, JPEG q, clock
+        ("cam1", (7.0, 2.0, 5.5), 42.0, 24.0, 600, 1.05, (1.0, 1.0, 1.04), 1.0, 0.4, 2.5, 75, 0.0),
+        ("cam2", (31.0, 25.0, 4.0), 218.0, 16.0, 620, 0.92, (1.1, 1.0, 0.9), 1.1, 0.7, 3.0, 70, 1.37),
+        ("cam3", (68.0, 13.0, 2.8), 0.0, 10.0, 520, 1.0, (0.95, 1.02, 1.08), 0.9, 0.5, 2.0, 80, 2.91),
+        ("cam4", (30.0, 60.0, 8.0), 90.0, 30.0, 420, 0.85, (1.08, 1.05, 0.85), 1.2, 1.0, 4.0, 60, 0.62),
+        ("cam5", (56.0, 56.0, 5.0), -45.0, 22.0, 420, 1.1, (0.9, 1.0, 1.1), 1.0, 0.6, 3.0, 70, 4.2),
+        ("cam6", (106.0, 16.0, 4.0), 180.0, 14.0, 470, 0.95, (1.0, 0.96, 1.0), 0.95, 0.8, 3.5, 65, 3.3),
+        ("cam7", (24.0, 34.0, 4.5), 270.0, 22.0, 400, 1.0, (1.05, 1.0, 0.95), 1.05, 0.5, 2.5, 75, 5.1),
+        ("cam8", (-4.0, 30.0, 5.0), -35.0, 20.0, 440, 0.9, (0.92, 1.0, 1.06), 1.0, 0.9, 3.0, 65, 0.2),
+    ]
 )
+# fmt: on
 MAX_CAMERAS = len(RIGS)
 
 
@@ -318,7 +324,12 @@ def _windows(img: np.ndarray, quad_uv: np.ndarray, col: tuple) -> None:
     for i in range(1, 8, 2):
         for j in range(1, 6, 2):
             corners = []
-            for du, dv in ((i / 8, j / 6), ((i + 1) / 8, j / 6), ((i + 1) / 8, (j + 0.7) / 6), (i / 8, (j + 0.7) / 6)):
+            for du, dv in (
+                (i / 8, j / 6),
+                ((i + 1) / 8, j / 6),
+                ((i + 1) / 8, (j + 0.7) / 6),
+                (i / 8, (j + 0.7) / 6),
+            ):
                 bottom = p0 + (p1 - p0) * du
                 top = p3 + (p2 - p3) * du
                 corners.append(bottom + (top - bottom) * dv)

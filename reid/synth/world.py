@@ -9,7 +9,7 @@ videos, the truth for every stage with the definitions of ARCHITECTURE.md:
     OUT/trajectories.json   per identity, the (camera, enter, leave) visits in time order
     OUT/contacts.csv        co-occurrence contacts from the true ground positions
     OUT/camN/video.mp4      the footage (OpenCV-readable), camN/gt/gt.txt (MOTChallenge)
-    OUT/market/             Market-1501-format crops: bounding_box_train/, bounding_box_test/, query/
+    OUT/market/             Market-1501 crops: bounding_box_train/, bounding_box_test/, query/
 
 The output is built in a sibling ``.partial`` folder and moved into place at the end, so an
 interrupted run never leaves a half-written world that looks complete.
@@ -17,10 +17,12 @@ interrupted run never leaves a half-written world that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
+import queue as queue_mod
 import shutil
 from collections import defaultdict
 from collections.abc import Callable
@@ -98,7 +100,9 @@ class WorldConfig:
         for name in ("difficulty", "passer_frac", "hard_negative_frac"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
-                raise bad(f"{name} must be in [0, 1], got {v}", f"try --{name.replace('_', '-')} 0.5")
+                raise bad(
+                    f"{name} must be in [0, 1], got {v}", f"try --{name.replace('_', '-')} 0.5"
+                )
         if not 0 < self.test_frac < 1:
             raise bad(f"test_frac must be in (0, 1), got {self.test_frac}", "try 0.5")
         self.start_time()
@@ -180,7 +184,9 @@ def prepare_output(out: Path, overwrite: bool) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ReidTraceError(f"cannot create {parent}: {err.strerror}", hint="check the path") from err
+        raise ReidTraceError(
+            f"cannot create {parent}: {err.strerror}", hint="check the path"
+        ) from err
     if not os.access(parent, os.W_OK):
         raise ReidTraceError(f"{parent} is not writable", hint="choose a folder you can write to")
     staging = parent / f".{out.name}.partial"
@@ -220,9 +226,7 @@ def generate_world(
     return summary
 
 
-def _generate(
-    root: Path, cfg: WorldConfig, workers: int | None, progress: Callable | None
-) -> dict:
+def _generate(root: Path, cfg: WorldConfig, workers: int | None, progress: Callable | None) -> dict:
     people = build_people(cfg)
     start = cfg.start_time()
     n_frames = cfg.num_frames
@@ -259,10 +263,8 @@ def _generate(
                 }
                 done = 0
                 while not all(f.done() for f in futs.values()):
-                    try:
+                    with contextlib.suppress(queue_mod.Empty):
                         done += queue.get(timeout=0.2)
-                    except Exception:  # noqa: BLE001 (queue.Empty from a manager proxy)
-                        pass
                     if progress:
                         progress("render", done, total)
                 for c, f in futs.items():
@@ -272,7 +274,9 @@ def _generate(
     return _write_truth(root, cfg, people, outputs, start)
 
 
-def _render_local(cfg: WorldConfig, c: int, root: Path, tick: Callable[[int], None]) -> CameraOutput:
+def _render_local(
+    cfg: WorldConfig, c: int, root: Path, tick: Callable[[int], None]
+) -> CameraOutput:
     people = build_people(cfg)
     return render_camera(
         rig=RIGS[c],
@@ -298,7 +302,11 @@ def _split(cfg: WorldConfig) -> dict[int, str]:
 
 
 def _write_truth(
-    root: Path, cfg: WorldConfig, people: list[Person], outputs: dict[int, CameraOutput], start: datetime
+    root: Path,
+    cfg: WorldConfig,
+    people: list[Person],
+    outputs: dict[int, CameraOutput],
+    start: datetime,
 ) -> dict:
     fps = cfg.fps
     cam_starts = {c: start + timedelta(seconds=RIGS[c].start_offset_s) for c in outputs}
@@ -357,10 +365,16 @@ def _write_truth(
                 t0 = cam_starts[c] + timedelta(seconds=seg[0] / fps)
                 t1 = cam_starts[c] + timedelta(seconds=seg[-1] / fps)
                 visits[pid].append(
-                    {"camera": RIGS[c].name, "enter": _iso(t0), "leave": _iso(t1), "frames": len(seg)}
+                    {
+                        "camera": RIGS[c].name,
+                        "enter": _iso(t0),
+                        "leave": _iso(t1),
+                        "frames": len(seg),
+                    }
                 )
     traj = {
-        str(pid): sorted(v, key=lambda e: (e["enter"], e["camera"])) for pid, v in sorted(visits.items())
+        str(pid): sorted(v, key=lambda e: (e["enter"], e["camera"]))
+        for pid, v in sorted(visits.items())
     }
     _write_json(root / "trajectories.json", traj)
     # contacts from the true foot positions of everyone present in a camera's frame
@@ -409,7 +423,17 @@ def _write_truth(
     with (root / "identities.csv").open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(
-            ["id", "role", "group", "split", "cameras", "twin_of", "twin_detail", "height_m", "description"]
+            [
+                "id",
+                "role",
+                "group",
+                "split",
+                "cameras",
+                "twin_of",
+                "twin_detail",
+                "height_m",
+                "description",
+            ]
         )
         for p in people:
             a = p.appearance
@@ -443,7 +467,9 @@ def _write_truth(
     return summary
 
 
-def write_market(root: Path, cfg: WorldConfig, outputs: dict[int, CameraOutput], split: dict[int, str]) -> dict:
+def write_market(
+    root: Path, cfg: WorldConfig, outputs: dict[int, CameraOutput], split: dict[int, str]
+) -> dict:
     """Market-1501 layout: train ids in bounding_box_train; for test ids one query per camera
     (only ids seen by >= 2 cameras, as in Market), the rest in bounding_box_test with distractors
     (0000) and junk (-1)."""
@@ -506,4 +532,8 @@ def load_cameras(world: str | Path) -> list[dict]:
 
 
 def seconds_to_hms(s: float) -> str:
-    return f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}:{s % 60:04.1f}" if math.isfinite(s) else "-"
+    return (
+        f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}:{s % 60:04.1f}"
+        if math.isfinite(s)
+        else "-"
+    )

@@ -64,7 +64,9 @@ def test_same_arguments_give_identical_world(tiny_world, tmp_path) -> None:
     for name in TRUTH_FILES:
         assert filecmp.cmp(root / name, again / name, shallow=False), name
     for cam in ("cam1", "cam2"):
-        assert filecmp.cmp(root / cam / "gt" / "gt.txt", again / cam / "gt" / "gt.txt", shallow=False)
+        assert filecmp.cmp(
+            root / cam / "gt" / "gt.txt", again / cam / "gt" / "gt.txt", shallow=False
+        )
         a, b = _frames(root / cam / "video.mp4"), _frames(again / cam / "video.mp4")
         assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     names_a = sorted(p.name for p in (root / "market").rglob("*.jpg"))
@@ -84,7 +86,9 @@ def test_gt_boxes_sit_on_the_rendered_people(tiny_world) -> None:
     """Pixels that differ from the empty scene lie inside the truth boxes, and fill them."""
     root, _ = tiny_world
     checked = 0
-    for cam_index, cam_json in enumerate(json.loads((root / "cameras.json").read_text())["cameras"]):
+    for cam_index, cam_json in enumerate(
+        json.loads((root / "cameras.json").read_text())["cameras"]
+    ):
         rig = RIGS[cam_index]
         cam = rig.camera(TINY.width, TINY.height)
         bg, _ = render_background(cam, TINY.seed)
@@ -94,8 +98,11 @@ def test_gt_boxes_sit_on_the_rendered_people(tiny_world) -> None:
         frames = _frames(root / cam_json["video"])
         for k in range(0, len(frames), 7):
             expected = apply_look(
-                bg, look, light_drift(rig.start_offset_s + k / TINY.fps, cam_index + 1),
-                np.random.default_rng(0), zero_noise,
+                bg,
+                look,
+                light_drift(rig.start_offset_s + k / TINY.fps, cam_index + 1),
+                np.random.default_rng(0),
+                zero_noise,
             )
             diff = np.abs(frames[k].astype(np.int16) - expected.astype(np.int16)).max(axis=2)
             fg = diff > 40
@@ -139,7 +146,9 @@ def test_trajectories_and_contacts_follow_the_truth(tiny_world) -> None:
         assert t1 - t0 >= timedelta(0)
     assert all(v >= 5.0 - 1e-6 for v in total.values())
     # members of a group that stayed in view together are contacts of each other
-    grouped = [(a, b) for a, b in pairs if ids[a]["group"] != "-1" and ids[a]["group"] == ids[b]["group"]]
+    grouped = [
+        (a, b) for a, b in pairs if ids[a]["group"] != "-1" and ids[a]["group"] == ids[b]["group"]
+    ]
     assert grouped, "the tiny world should contain at least one group contact"
 
 
