@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -35,6 +34,9 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 out_console = Console()
 _STATE = {"debug": False}
+# Typer vendors its own Click; reach its exception types through the public BadParameter.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 @app.callback()
@@ -72,15 +74,21 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        tasks: dict[str, Any] = {}
+    bar = Progress(*columns, console=err_console, transient=False)
+    tasks: dict[str, Any] = {}
 
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+    def update(stage: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()  # lazily: input errors raised before any work print no empty bar
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 # --- synth ---------------------------------------------------------------------------------------
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         rv = command.main(args=argv, prog_name="reidtrace", standalone_mode=False)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
-    except click.UsageError as err:
+    except _UsageError as err:
         ctx = err.ctx
         where = ctx.command_path if ctx is not None else "reidtrace"
         msg = err.format_message().replace("\n", " ")
@@ -245,12 +253,12 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(2)
-    except click.exceptions.Exit as err:
+    except typer.Exit as err:
         sys.exit(err.exit_code)
-    except click.Abort:
+    except typer.Abort:
         err_console.print("aborted", markup=False)
         sys.exit(130)
-    except click.ClickException as err:
+    except _ClickException as err:
         err_console.print(f"error: {err.format_message()}", markup=False, highlight=False)
         sys.exit(2)
 

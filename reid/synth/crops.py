@@ -27,7 +27,7 @@ from reid.synth.appearance import Appearance, sample_appearances
 from reid.synth.figure import render_figure
 from reid.synth.render import CameraLook, _composite, apply_look, cut_crop, make_noise_bank
 from reid.synth.site import MAX_CAMERAS, RIGS, render_background
-from reid.synth.world import _finish, _write_json, prepare_output
+from reid.synth.world import _finish, _write_json, pick_query, prepare_output
 
 MIN_HEIGHT_PX, MAX_HEIGHT_PX = 40.0, 260.0
 
@@ -250,7 +250,7 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
             else:
                 by_cam.setdefault(cam, []).append(crop)
         for _cam, items in sorted(by_cam.items()):
-            q = int(qrng.integers(len(items))) if len(by_cam) >= 2 else -1
+            q = pick_query(items, len(by_cam), qrng)
             for i, (pid, cam_no, fno, jpeg) in enumerate(items):
                 if split[pid] == "train":
                     folder = "bounding_box_train"

@@ -498,17 +498,24 @@ def _build(
     tpoly = section_poly(torso)
     parts.add(0.0, _FILL, tpoly, M_TOP, 1.0)
 
-    def front_pt(r: float, u: float, lb: float, out: float = 0.003) -> tuple[float, float, float]:
-        """A point on the torso's front surface (lb = half depth there)."""
-        f = lb * math.sqrt(max(0.0, 1.0 - (r / (0.115 * sw)) ** 2)) + out
+    def front_pt(r: float, u: float, out: float = 0.003) -> tuple[float, float, float]:
+        """A point on the torso's front surface (straps, prints, the open jacket's shirt)."""
+        i = 1
+        while i < len(torso) - 1 and torso[i][0] > u:
+            i += 1
+        u0, a0, b0, f0 = torso[i - 1]
+        u1, a1, b1, f1 = torso[i]
+        t = min(1.0, max(0.0, (u0 - u) / (u0 - u1)))
+        la, lb, lf = a0 + (a1 - a0) * t, b0 + (b1 - b0) * t, f0 + (f1 - f0) * t
+        f = lf + lb * math.sqrt(max(0.0, 1.0 - (r / la) ** 2)) + out
         return proj(r, f + lean_f(u), u)
 
     front_vis = c > 0.05
     if detail:
         # folds from the armpits toward the waist, visible front and back
         for sg in (1.0, -1.0):
-            p0 = front_pt(sg * 0.07 * sw, 0.745, 0.066 * dep)
-            p1 = front_pt(sg * 0.025, 0.64, 0.06 * dep)
+            p0 = front_pt(sg * 0.07 * sw, 0.745)
+            p1 = front_pt(sg * 0.025, 0.64)
             parts.add(0.0005, _FOLD, np.array([p0[:2], p1[:2]]), 0, 0.82, 0.005)
         p0 = proj(-0.08 * hw, 0.0, hem + 0.035)
         p1 = proj(0.08 * hw, 0.0, hem + 0.03)
@@ -516,17 +523,17 @@ def _build(
 
     if tk == "jacket":
         # open front: the inner shirt shows in a band whose width follows the rotation
-        if c > -0.1:
+        if c > 0.15:
             pts = []
             for u, half in ((0.838, 0.030), (0.76, 0.036), (0.62, 0.040), (hem + 0.01, 0.042)):
-                pts.append(front_pt(-half, u, 0.064 * dep)[:2])
+                pts.append(front_pt(-half, u)[:2])
             for u, half in ((hem + 0.01, 0.042), (0.62, 0.040), (0.76, 0.036), (0.838, 0.030)):
-                pts.append(front_pt(half, u, 0.064 * dep)[:2])
+                pts.append(front_pt(half, u)[:2])
             band = np.array(pts)
             parts.add(0.001, _FLAT, band, M_TOP2, 1.0)
             if app.top_pattern == "print":
                 pr = [
-                    front_pt(r, u, 0.066 * dep, 0.005)[:2]
+                    front_pt(r, u, 0.005)[:2]
                     for r, u in ((-0.028, 0.76), (0.028, 0.76), (0.028, 0.705), (-0.028, 0.705))
                 ]
                 parts.add(0.0015, _FLAT, np.array(pr), M_PRINT2, 1.0)
@@ -547,18 +554,18 @@ def _build(
         parts.add(float(hd.mean()) + 0.01, _FILL, _hull(h2), M_TOP, 0.92)
         if detail and front_vis:
             pk = [
-                front_pt(r, u, 0.066 * dep)[:2]
+                front_pt(r, u)[:2]
                 for r, u in ((-0.05, 0.60), (0.05, 0.60), (0.07, 0.52), (-0.07, 0.52))
             ]
             parts.add(0.001, _FOLD, np.array([*pk, pk[0]]), 0, 0.72, 0.006)
             for sg in (1.0, -1.0):
-                d0 = front_pt(sg * 0.022, 0.815, 0.056 * dep)
-                d1 = front_pt(sg * 0.024, 0.765, 0.066 * dep)
+                d0 = front_pt(sg * 0.022, 0.815)
+                d1 = front_pt(sg * 0.024, 0.765)
                 parts.add(0.0012, _LINE, np.array([d0[:2], d1[:2]]), M_TOP2, 1.0, 0.004)
     elif front_vis and detail:
         # round neckline of a t-shirt / long-sleeve
         nl = [
-            front_pt(r, u, 0.05 * dep, 0.004)[:2]
+            front_pt(r, u, 0.004)[:2]
             for r, u in (
                 (-0.032, 0.846),
                 (-0.022, 0.825),
@@ -571,11 +578,11 @@ def _build(
 
     if app.top_pattern == "print" and tk != "jacket" and front_vis:
         pr = [
-            front_pt(r, u, 0.066 * dep, 0.005)[:2]
+            front_pt(r, u, 0.005)[:2]
             for r, u in ((-0.05, 0.775), (0.05, 0.775), (0.05, 0.685), (-0.05, 0.685))
         ]
         parts.add(0.0015, _FLAT, np.array(pr), M_PRINT, 1.0)
-        ctr = front_pt(0.0, 0.73, 0.066 * dep, 0.006)
+        ctr = front_pt(0.0, 0.73, 0.006)
         rx = 0.024 * max(0.05, c)
         parts.add(0.0016, _FLAT, _ellipse(ctr[0], ctr[1], rx, 0.026), M_PRINT2, 1.0)
 
@@ -583,7 +590,6 @@ def _build(
     amp_arm = math.radians(22.0) * stride
     sleeve = {"tshirt": 0.0, "longsleeve": 0.004, "jacket": 0.010, "hoodie": 0.008}[tk]
     bag = app.bag
-    hand_pts: dict[float, tuple[float, float, float]] = {}
     for sg in (1.0, -1.0):
         al = a if sg > 0 else a + math.pi
         carry = bag == "handbag" and sg > 0
@@ -605,7 +611,6 @@ def _build(
         wri = (sx + sg * 0.020, elb[1] + _FOREARM * math.sin(fa), elb[2] - _FOREARM * math.cos(fa))
         ha = fa + elbow_flex * 0.2
         tip = (sx + sg * 0.022, wri[1] + _HAND * math.sin(ha), wri[2] - _HAND * math.cos(ha))
-        hand_pts[sg] = tip
         shp_, elp, wrp, tpp = proj(*sho), proj(*elb), proj(*wri), proj(*tip)
         raw = (shp_[2] + elp[2] + wrp[2]) / 3.0
         depth = raw + 0.012
@@ -670,9 +675,9 @@ def _build(
         bp2, bpd = proj_arr(bp)
         bdepth = float(bpd.mean())
         parts.add(bdepth, _FILL, _hull(bp2), M_BAG, 1.0)
-        if detail and c < 0.3:  # front pocket on the back side of the pack
+        if detail and c < -0.2:  # front pocket on the back side of the pack
             pk = np.array(
-                [(r, -bb - 0.094, u) for r in (-0.06 * sw, 0.06 * sw) for u in (0.59, 0.68)]
+                [(r, -bb - 0.088, u) for r in (-0.06 * sw, 0.06 * sw) for u in (0.59, 0.68)]
             )
             pk[:, 1] += (pk[:, 2] - 0.575) * lean
             pk2, _ = proj_arr(pk)
@@ -681,8 +686,8 @@ def _build(
             for sg in (1.0, -1.0):
                 st = [
                     proj(sg * 0.055 * sw, -0.03 + lean_f(0.84), 0.842)[:2],
-                    front_pt(sg * 0.062 * sw, 0.79, 0.058 * dep, 0.006)[:2],
-                    front_pt(sg * 0.080 * sw, 0.70, 0.066 * dep, 0.006)[:2],
+                    front_pt(sg * 0.062 * sw, 0.79, 0.006)[:2],
+                    front_pt(sg * 0.080 * sw, 0.70, 0.006)[:2],
                 ]
                 d = proj(sg * 0.06, 0.06, 0.76)[2]
                 parts.add(d + 0.002, _LINE, np.array(st), M_STRAP, far(d) * 0.95, 0.014)
@@ -713,7 +718,7 @@ def _build(
             parts.add(sdep + 0.0002, _FLAT, _hull(fl2), M_STRAP, far(float(sbd.mean())))
         fr = [
             proj(bx - sg * 0.01, 0.0, 0.56)[:2],
-            front_pt(sg * 0.02, 0.70, 0.066 * dep, 0.006)[:2],
+            front_pt(sg * 0.02, 0.70, 0.006)[:2],
             proj(-sg * 0.07 * sw, 0.01 + lean_f(0.83), 0.838)[:2],
         ]
         bk_ = [

@@ -18,12 +18,12 @@ from reid.synth.appearance import Appearance
 from reid.synth.site import ENTRANCES, NODES, ZONES, shortest_path
 
 ROLES = ("walker", "group", "passer")
+WARM_UP_S = 90.0  # plans may start this long before the cameras do: the site is never empty
 
 
 @dataclass
 class Segment:
-    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` (``p1 == p0``) facing ``face``.
-    """
+    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` (``p1 == p0``) facing ``face``."""
 
     t0: float
     t1: float
@@ -153,9 +153,7 @@ def _offset(segs: list[Segment], dx: float, dy: float, face_centre: bool) -> lis
     """A group member's copy of the leader's plan, displaced in the walking frame."""
     out = []
     for s in segs:
-        h = (
-            math.atan2(s.p1[1] - s.p0[1], s.p1[0] - s.p0[0]) if s.moving else math.radians(s.face)
-        )
+        h = math.atan2(s.p1[1] - s.p0[1], s.p1[0] - s.p0[0]) if s.moving else math.radians(s.face)
         c, si = math.cos(h), math.sin(h)
         ox, oy = dx * c - dy * si, dx * si + dy * c
         p0 = (s.p0[0] + ox, s.p0[1] + oy)
@@ -188,7 +186,7 @@ def plan_people(
         members = order[cursor : cursor + size]
         cursor += size
         speed = float(rng.uniform(0.95, 1.2))
-        t0 = float(rng.uniform(-0.3 * duration_s, 0.55 * duration_s))
+        t0 = float(rng.uniform(-WARM_UP_S, 0.55 * duration_s))
         segs, _ = _plan(rng, t0, speed, False, (15.0, 45.0), 0.8)
         spacing = float(rng.uniform(0.55, 0.8))
         for j, idx in enumerate(members):
@@ -203,7 +201,7 @@ def plan_people(
     for idx in order[cursor:]:
         passer = bool(rng.uniform() < passer_frac)
         speed = float(rng.uniform(1.35, 1.8) if passer else rng.uniform(1.05, 1.55))
-        t0 = float(rng.uniform(-0.4 * duration_s, 0.9 * duration_s))
+        t0 = float(rng.uniform(-WARM_UP_S, 0.9 * duration_s))
         segs, _ = _plan(rng, t0, speed, passer, (3.0, 25.0), 1.4)
         role = "passer" if passer else "walker"
         people.append(Person(int(idx) + 1, appearances[idx], role, -1, speed, segs))

@@ -495,7 +495,7 @@ def write_market(
     for pid, cam in by_pid_cam:
         cams_of[pid].add(cam)
     for (pid, cam), items in sorted(by_pid_cam.items()):
-        q = int(rng.integers(len(items))) if len(cams_of[pid]) >= 2 else -1
+        q = pick_query(items, len(cams_of[pid]), rng)
         for i, (box_no, _, crop) in enumerate(items):
             entries.append(("query" if i == q else "bounding_box_test", pid, cam, box_no, crop))
     counts: dict[str, int] = defaultdict(int)
@@ -514,6 +514,18 @@ def write_market(
         "distractors": sum(1 for e in entries if e[1] == 0),
         "junk": sum(1 for e in entries if e[1] == -1),
     }
+
+
+def pick_query(items: list, n_cameras: int, rng: np.random.Generator) -> int:
+    """Index of the query among one identity's crops in one camera, or -1 for none.
+
+    As in Market-1501, an identity gets at most one query per camera, and only where it can be
+    matched: seen by >= 2 cameras, and a camera keeps >= 1 gallery crop after giving a query, so
+    every query has a true match in another camera's gallery.
+    """
+    if n_cameras < 2 or len(items) < 2:
+        return -1
+    return int(rng.integers(len(items)))
 
 
 def _write_json(path: Path, obj: object) -> None:

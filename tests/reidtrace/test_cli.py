@@ -56,7 +56,7 @@ def test_unknown_option_is_one_line(tmp_path, capsys) -> None:
 
 def test_bad_value_type_is_one_line(tmp_path, capsys) -> None:
     code, _, err = run(["synth", str(tmp_path / "w"), "--cameras", "many"], capsys)
-    one_line_error(code, err, "many")
+    one_line_error(code, err, "--cameras")
 
 
 @pytest.mark.parametrize(
