@@ -23,7 +23,7 @@ WARM_UP_S = 90.0  # plans may start this long before the cameras do: the site is
 
 @dataclass
 class Segment:
-    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` (``p1 == p0``) facing ``face``."""
+    """A straight walk from ``p0`` to ``p1``, or a stand at ``p0`` facing ``face``."""
 
     t0: float
     t1: float
