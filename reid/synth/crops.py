@@ -10,7 +10,6 @@ not depend on the number of worker processes.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -25,9 +24,15 @@ from reid.errors import ReidTraceError
 from reid.geometry import apply_homography
 from reid.synth.appearance import Appearance, sample_appearances
 from reid.synth.figure import render_figure
-from reid.synth.render import CameraLook, _composite, apply_look, cut_crop, make_noise_bank
+from reid.synth.output import (
+    pick_query,
+    split_identities,
+    staged_output,
+    write_identities,
+    write_json,
+)
+from reid.synth.render import CameraLook, apply_look, composite, cut_crop, make_noise_bank
 from reid.synth.site import MAX_CAMERAS, RIGS, render_background
-from reid.synth.world import _finish, _write_json, pick_query, prepare_output
 
 MIN_HEIGHT_PX, MAX_HEIGHT_PX = 40.0, 260.0
 
@@ -141,7 +146,7 @@ def _render_identity(args: tuple) -> list[tuple[int, int, int, bytes]]:
                 seed=pid,
             )
             x0, y0 = int(round(u - sprite.foot[0])), int(round(v - sprite.foot[1]))
-            _composite(frame, x0, y0, sprite.rgb, sprite.alpha)
+            composite(frame, x0, y0, sprite.rgb, sprite.alpha)
             ys, xs = np.nonzero(sprite.alpha > 0.5)
             box = np.array(
                 [x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], float
@@ -157,7 +162,7 @@ def _render_identity(args: tuple) -> list[tuple[int, int, int, bytes]]:
                     phase=float(rng.uniform()),
                     seed=1000 + pid,
                 )
-                _composite(
+                composite(
                     frame,
                     int(round(ex - es.foot[0])),
                     int(round(v + rng.uniform(2, 8) - es.foot[1])),
@@ -196,25 +201,13 @@ def generate_crops(
 ) -> dict:
     """Write a Market-1501-format folder of synthetic crops into ``out/market``."""
     cfg.validate()
-    out = Path(out)
-    staging = prepare_output(out, overwrite)
-    try:
-        summary = _generate(staging, cfg, workers, progress)
-        _finish(staging, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return summary
+    with staged_output(out, overwrite) as staging:
+        return _generate(staging, cfg, workers, progress)
 
 
 def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Callable | None) -> dict:
     pids = list(range(1, cfg.identities + 1))
-    rng = np.random.default_rng([cfg.seed, 3])
-    perm = rng.permutation(cfg.identities) + 1
-    n_test = int(round(cfg.identities * cfg.test_frac))
-    split = {int(p): ("test" if i < n_test else "train") for i, p in enumerate(perm)}
+    split = split_identities(cfg.seed, cfg.identities, cfg.test_frac)
     folders = {k: root / "market" / k for k in ("bounding_box_train", "bounding_box_test", "query")}
     for d in folders.values():
         d.mkdir(parents=True)
@@ -237,7 +230,9 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
     counts = {"bounding_box_train": 0, "bounding_box_test": 0, "query": 0}
     qrng = np.random.default_rng([cfg.seed, 4])
     distractors = junk = 0
-    for crops in results:
+    cams_of: dict[int, list[str]] = {}
+    for pid, crops in zip(pids, results, strict=True):
+        cams_of[pid] = sorted({RIGS[c - 1].name for p, c, _, _ in crops if p == pid})
         by_cam: dict[int, list[tuple]] = {}
         for crop in crops:
             pid, cam, fno, jpeg = crop
@@ -259,15 +254,10 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
                 (folders[folder] / market_name(pid, cam_no, 1, fno, 1)).write_bytes(jpeg)
                 counts[folder] += 1
     apps = _appearances(cfg.seed, cfg.identities, cfg.hard_negative_frac, cfg.difficulty)
-    with (root / "identities.csv").open("w") as f:
-        f.write("id,role,group,split,cameras,twin_of,twin_detail,height_m,description\n")
-        for pid in pids:
-            a = apps[pid - 1]
-            twin = a.twin_of + 1 if a.twin_of >= 0 else -1
-            desc = a.describe().replace('"', "'")
-            f.write(
-                f'{pid},crops,-1,{split[pid]},,{twin},{a.twin_detail},{a.height_m:.2f},"{desc}"\n'
-            )
+    write_identities(
+        root / "identities.csv",
+        ((p, apps[p - 1], "crops", -1, split[p], " ".join(cams_of[p])) for p in pids),
+    )
     summary = {
         "config": asdict(cfg),
         "kind": "crops",
@@ -279,11 +269,10 @@ def _generate(root: Path, cfg: CropsConfig, workers: int | None, progress: Calla
             "train_ids": sum(1 for p in pids if split[p] == "train"),
             "query_images": counts["query"],
             "gallery_images": counts["bounding_box_test"],
-            "test_ids": n_test,
+            "test_ids": sum(1 for p in pids if split[p] == "test"),
             "distractors": int(distractors),
             "junk": int(junk),
         },
     }
-    _write_json(root / "world.json", summary)
-    json.dumps(summary)
+    write_json(root / "world.json", summary)
     return summary

@@ -117,7 +117,7 @@ class CameraOutput:
     crops: list[Crop] = field(default_factory=list)
 
 
-def _composite(frame: np.ndarray, x0: int, y0: int, rgb: np.ndarray, alpha: np.ndarray) -> tuple:
+def composite(frame: np.ndarray, x0: int, y0: int, rgb: np.ndarray, alpha: np.ndarray) -> tuple:
     """Alpha-blend a sprite at (x0, y0); returns the clipped slices (frame and sprite) or None."""
     h, w = alpha.shape
     fx0, fy0 = max(x0, 0), max(y0, 0)
@@ -246,7 +246,7 @@ def render_camera(
                 sp: PropSprite = payload
                 if not person_seen:
                     continue  # already in the background and nothing drawn over it yet
-                sl = _composite(frame, sp.x0, sp.y0, sp.rgb, sp.alpha.astype(np.float32) / 255)
+                sl = composite(frame, sp.x0, sp.y0, sp.rgb, sp.alpha.astype(np.float32) / 255)
                 if sl is not None:
                     labels[sl[0]][sp.alpha[sl[1]] > 127] = -2
                 continue
@@ -267,7 +267,7 @@ def render_camera(
             total = int(mask.sum())
             if total == 0:
                 continue
-            sl = _composite(frame, x0, y0, sprite.rgb, sprite.alpha)
+            sl = composite(frame, x0, y0, sprite.rgb, sprite.alpha)
             if sl is None:
                 continue
             person_seen = True

@@ -11,8 +11,7 @@ videos, the truth for every stage with the definitions of ARCHITECTURE.md:
     OUT/camN/video.mp4      the footage (OpenCV-readable), camN/gt/gt.txt (MOTChallenge)
     OUT/market/             Market-1501 crops: bounding_box_train/, bounding_box_test/, query/
 
-The output is built in a sibling ``.partial`` folder and moved into place at the end, so an
-interrupted run never leaves a half-written world that looks complete.
+The output is staged and moved into place only when complete (``reid.synth.output``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import json
 import math
 import os
 import queue as queue_mod
-import shutil
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +37,13 @@ from reid.data.mot import write_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.synth.appearance import sample_appearances
+from reid.synth.output import (
+    pick_query,
+    split_identities,
+    staged_output,
+    write_identities,
+    write_json,
+)
 from reid.synth.people import Person, plan_people
 from reid.synth.render import CameraOutput, Crop, render_camera
 from reid.synth.site import MAX_CAMERAS, RIGS
@@ -140,12 +145,12 @@ def build_people(cfg: WorldConfig) -> list[Person]:
 
 
 def _render_one(args: tuple) -> CameraOutput:
-    cfg, cam_index, video_path, queue = args
+    """Render one camera; ``tick(n)`` reports frames done (a queue's ``put`` in a worker)."""
+    cfg, cam_index, video_path, tick = args
     import cv2
 
     cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only contend
     people = build_people(cfg)
-    progress = (lambda n: queue.put(n)) if queue is not None else None
     return render_camera(
         rig=RIGS[cam_index],
         cam_number=cam_index + 1,
@@ -157,49 +162,12 @@ def _render_one(args: tuple) -> CameraOutput:
         difficulty=cfg.difficulty,
         seed=cfg.seed,
         video_path=video_path,
-        progress=progress,
+        progress=tick,
     )
 
 
 def _iso(t: datetime) -> str:
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def prepare_output(out: Path, overwrite: bool) -> Path:
-    """Check the destination before any work; returns the staging folder to render into."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ReidTraceError(f"{out} exists and is not a folder", hint="choose another OUT path")
-    if out.exists() and any(out.iterdir()):
-        if not (out / "world.json").exists():
-            raise ReidTraceError(
-                f"{out} is not empty and holds no synthetic world; refusing to write into it",
-                hint="choose an empty or new folder",
-            )
-        if not overwrite:
-            raise ReidTraceError(
-                f"{out} already holds a world", hint="pass --overwrite to replace it"
-            )
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ReidTraceError(
-            f"cannot create {parent}: {err.strerror}", hint="check the path"
-        ) from err
-    if not os.access(parent, os.W_OK):
-        raise ReidTraceError(f"{parent} is not writable", hint="choose a folder you can write to")
-    staging = parent / f".{out.name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    return staging
-
-
-def _finish(staging: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
 
 
 def generate_world(
@@ -215,15 +183,8 @@ def generate_world(
     ``progress(stage, done, total)`` is called as frames are rendered (stage "render").
     """
     cfg.validate()
-    out = Path(out)
-    staging = prepare_output(out, overwrite)
-    try:
-        summary = _generate(staging, cfg, workers, progress)
-        _finish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return summary
+    with staged_output(out, overwrite) as staging:
+        return _generate(staging, cfg, workers, progress)
 
 
 def _generate(root: Path, cfg: WorldConfig, workers: int | None, progress: Callable | None) -> dict:
@@ -246,7 +207,7 @@ def _generate(root: Path, cfg: WorldConfig, workers: int | None, progress: Calla
                 progress("render", done, total)
 
         for c in cams:
-            outputs[c] = _render_local(cfg, c, root, tick)
+            outputs[c] = _render_one((cfg, c, str(root / RIGS[c].name / "video.mp4"), tick))
     else:
         import multiprocessing as mp
 
@@ -257,7 +218,7 @@ def _generate(root: Path, cfg: WorldConfig, workers: int | None, progress: Calla
                 futs = {
                     c: pool.submit(
                         _render_one,
-                        (cfg, c, str(root / RIGS[c].name / "video.mp4"), queue),
+                        (cfg, c, str(root / RIGS[c].name / "video.mp4"), queue.put),
                     )
                     for c in cams
                 }
@@ -272,33 +233,6 @@ def _generate(root: Path, cfg: WorldConfig, workers: int | None, progress: Calla
     if progress:
         progress("render", total, total)
     return _write_truth(root, cfg, people, outputs, start)
-
-
-def _render_local(
-    cfg: WorldConfig, c: int, root: Path, tick: Callable[[int], None]
-) -> CameraOutput:
-    people = build_people(cfg)
-    return render_camera(
-        rig=RIGS[c],
-        cam_number=c + 1,
-        people=people,
-        width=cfg.width,
-        height=cfg.height,
-        fps=cfg.fps,
-        num_frames=cfg.num_frames,
-        difficulty=cfg.difficulty,
-        seed=cfg.seed,
-        video_path=str(root / RIGS[c].name / "video.mp4"),
-        progress=tick,
-    )
-
-
-def _split(cfg: WorldConfig) -> dict[int, str]:
-    """Train/test identities, disjoint, by a seeded draw over all identities."""
-    rng = np.random.default_rng([cfg.seed, 3])
-    perm = rng.permutation(cfg.identities) + 1
-    n_test = int(round(cfg.identities * cfg.test_frac))
-    return {int(p): ("test" if i < n_test else "train") for i, p in enumerate(perm)}
 
 
 def _write_truth(
@@ -339,7 +273,7 @@ def _write_truth(
             f"[Sequence]\nname={rig.name}\nimDir=video.mp4\nframeRate={fps:g}\n"
             f"seqLength={cfg.num_frames}\nimWidth={cfg.width}\nimHeight={cfg.height}\nimExt=.mp4\n"
         )
-    _write_json(root / "cameras.json", {"cameras": cams_json})
+    write_json(root / "cameras.json", {"cameras": cams_json})
     # gt.txt per camera
     for c, o in outputs.items():
         rows = np.array(o.gt, dtype=np.float64).reshape(-1, 9)
@@ -376,7 +310,7 @@ def _write_truth(
         str(pid): sorted(v, key=lambda e: (e["enter"], e["camera"]))
         for pid, v in sorted(visits.items())
     }
-    _write_json(root / "trajectories.json", traj)
+    write_json(root / "trajectories.json", traj)
     # contacts from the true foot positions of everyone present in a camera's frame
     obs_parts = []
     for c, o in outputs.items():
@@ -413,43 +347,20 @@ def _write_truth(
                 ]
             )
     # Market-format crops
-    split = _split(cfg)
+    split = split_identities(cfg.seed, cfg.identities, cfg.test_frac)
     market = write_market(root / "market", cfg, outputs, split)
     # identities.csv
     seen_cams: dict[int, set[str]] = defaultdict(set)
     for c, o in outputs.items():
         for row in o.gt:
             seen_cams[row[1]].add(RIGS[c].name)
-    with (root / "identities.csv").open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(
-            [
-                "id",
-                "role",
-                "group",
-                "split",
-                "cameras",
-                "twin_of",
-                "twin_detail",
-                "height_m",
-                "description",
-            ]
-        )
-        for p in people:
-            a = p.appearance
-            w.writerow(
-                [
-                    p.pid,
-                    p.role,
-                    p.group,
-                    split[p.pid],
-                    " ".join(sorted(seen_cams.get(p.pid, ()))),
-                    a.twin_of + 1 if a.twin_of >= 0 else -1,
-                    a.twin_detail,
-                    f"{a.height_m:.2f}",
-                    a.describe(),
-                ]
-            )
+    write_identities(
+        root / "identities.csv",
+        (
+            (p.pid, p.appearance, p.role, p.group, split[p.pid], " ".join(sorted(seen_cams[p.pid])))
+            for p in people
+        ),
+    )
     contact_pairs = {(r.subject, r.contact) for r in contacts}
     summary = {
         "config": asdict(cfg),
@@ -463,7 +374,7 @@ def _write_truth(
         "visits": sum(len(v) for v in traj.values()),
         "market": market,
     }
-    _write_json(root / "world.json", summary)
+    write_json(root / "world.json", summary)
     return summary
 
 
@@ -514,22 +425,6 @@ def write_market(
         "distractors": sum(1 for e in entries if e[1] == 0),
         "junk": sum(1 for e in entries if e[1] == -1),
     }
-
-
-def pick_query(items: list, n_cameras: int, rng: np.random.Generator) -> int:
-    """Index of the query among one identity's crops in one camera, or -1 for none.
-
-    As in Market-1501, an identity gets at most one query per camera, and only where it can be
-    matched: seen by >= 2 cameras, and a camera keeps >= 1 gallery crop after giving a query, so
-    every query has a true match in another camera's gallery.
-    """
-    if n_cameras < 2 or len(items) < 2:
-        return -1
-    return int(rng.integers(len(items)))
-
-
-def _write_json(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def load_cameras(world: str | Path) -> list[dict]:
