@@ -9,7 +9,9 @@ the engine is scored against exactly what it is asked to compute:
   in units of the two people's mean box height at that frame.
 - Exposure of a pair in a camera = the seconds those frames stand for (the sum of ``dt``).
   Gaps do not reset anything: exposure is total time, not continuous time.
-- B is a contact of A when the exposure summed over all cameras is ``>= min_seconds``.
+- B is a contact of A when their total exposure over all cameras is ``>= min_seconds``. The
+  total counts each moment once: exposures in different cameras add up, but a moment seen by
+  two overlapping cameras is not counted twice (the union of the within-d frame intervals).
 
 Persons are global ids (after cross-camera matching), so exposure in different cameras adds up.
 """
@@ -90,6 +92,7 @@ class ContactRow:
     end: float  # time of the last frame within d (its start, not start + dt)
     exposure_s: float  # seconds within d in this camera
     min_distance: float  # closest the two came in this camera (metres or box heights)
+    total_exposure_s: float  # the pair's exposure over all cameras, each moment counted once
 
 
 def compute_contacts(
@@ -127,15 +130,20 @@ def compute_contacts(
     np.maximum.at(end, inv, t)
     np.minimum.at(min_d, inv, dist)
 
-    total: dict[tuple[int, int], float] = defaultdict(float)
-    for (p, q, _), e in zip(keys.tolist(), exposure.tolist(), strict=True):
-        total[(p, q)] += e
+    total = _pair_totals(pa, pb, cam_codes[a], t, obs.dt[a], keys, exposure)
     rows: list[tuple[tuple[int, int, float, int], ContactRow]] = []
     for k, (p, q, c) in enumerate(keys.tolist()):
         if total[(p, q)] < min_seconds - _TIME_TOL:
             continue
         cam = cameras[c]
-        fields = (cam, float(start[k]), float(end[k]), float(exposure[k]), float(min_d[k]))
+        fields = (
+            cam,
+            float(start[k]),
+            float(end[k]),
+            float(exposure[k]),
+            float(min_d[k]),
+            total[(p, q)],
+        )
         rows.append(((p, q, fields[1], c), ContactRow(p, q, *fields)))
         rows.append(((q, p, fields[1], c), ContactRow(q, p, *fields)))
     rows.sort(key=lambda r: r[0])
@@ -144,10 +152,52 @@ def compute_contacts(
 
 def exposure_by_person(rows: list[ContactRow]) -> dict[tuple[int, int], float]:
     """Total exposure per ``(subject, contact)`` over cameras, from ``compute_contacts`` rows."""
-    out: dict[tuple[int, int], float] = defaultdict(float)
-    for r in rows:
-        out[(r.subject, r.contact)] += r.exposure_s
-    return dict(out)
+    return {(r.subject, r.contact): r.total_exposure_s for r in rows}
+
+
+def _pair_totals(
+    pa: np.ndarray,
+    pb: np.ndarray,
+    cam: np.ndarray,
+    t: np.ndarray,
+    dt: np.ndarray,
+    keys: np.ndarray,
+    exposure: np.ndarray,
+) -> dict[tuple[int, int], float]:
+    """Per pair, seconds within d over all cameras with every moment counted once.
+
+    A pair seen in one camera keeps that camera's exact frame-count exposure; across cameras
+    the frame intervals ``[t, t + dt)`` are merged, so overlapping views do not double count.
+    """
+    per_pair: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for (p, q, _), e in zip(keys.tolist(), exposure.tolist(), strict=True):
+        per_pair[(p, q)].append(e)
+    totals = {k: v[0] for k, v in per_pair.items() if len(v) == 1}
+    multi = [k for k, v in per_pair.items() if len(v) > 1]
+    if multi:
+        order = np.lexsort((t, pb, pa))
+        pa_s, pb_s, t_s, dt_s = pa[order], pb[order], t[order], dt[order]
+        bounds = np.flatnonzero(np.diff(pa_s) | np.diff(pb_s)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
+            key = (int(pa_s[lo]), int(pb_s[lo]))
+            if key in totals:
+                continue
+            totals[key] = _union_seconds(t_s[lo:hi], dt_s[lo:hi])
+    return totals
+
+
+def _union_seconds(t: np.ndarray, dt: np.ndarray) -> float:
+    """Length of the union of ``[t, t + dt)`` (``t`` sorted), in whole microseconds.
+
+    Epoch seconds near 1.7e9 carry ~1e-7 s of float error each, which would add up over many
+    runs; integer microseconds relative to the first frame keep the total exact.
+    """
+    starts = np.round((t - t[0]) * 1e6).astype(np.int64)
+    ends = starts + np.round(dt * 1e6).astype(np.int64)
+    run_end = np.maximum.accumulate(ends)
+    idx = np.flatnonzero(np.r_[True, starts[1:] > run_end[:-1]])
+    run_ends = np.r_[run_end[idx[1:] - 1], run_end[-1]]
+    return int((run_ends - starts[idx]).sum()) / 1e6
 
 
 def _close_pairs(

@@ -52,7 +52,17 @@ DEFAULT_START = datetime(2026, 5, 4, 8, 0, 0, tzinfo=UTC)
 TRAJECTORY_GAP_S = 2.0  # absences up to this long (occlusion) do not split a visit
 CONTACT_DISTANCE_M = 2.0
 CONTACT_MIN_SECONDS = 5.0
-SEQUENCE_S = 60.0  # Market "sNN": a new recording sequence every minute
+SEQUENCE_S = 60.0
+CONTACT_COLUMNS = (
+    "subject",
+    "contact",
+    "camera",
+    "start",
+    "end",
+    "exposure_s",  # seconds within d in this camera
+    "min_distance_m",
+    "total_exposure_s",  # over all cameras, a moment seen by overlapping cameras counted once
+)  # Market "sNN": a new recording sequence every minute
 
 
 @dataclass(frozen=True)
@@ -333,7 +343,7 @@ def _write_truth(
         )
     with (root / "contacts.csv").open("w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["subject", "contact", "camera", "start", "end", "exposure_s", "min_distance_m"])
+        w.writerow(CONTACT_COLUMNS)
         for r in contacts:
             w.writerow(
                 [
@@ -344,6 +354,7 @@ def _write_truth(
                     _iso(datetime.fromtimestamp(r.end, UTC)),
                     f"{r.exposure_s:.1f}",
                     f"{r.min_distance:.3f}",
+                    f"{r.total_exposure_s:.2f}",
                 ]
             )
     # Market-format crops

@@ -19,6 +19,7 @@ def _track(
     camera: str | int = "c1",
     fps: float = 10.0,
     scale: float | None = None,
+    t_offset: float = 0.0,
 ) -> dict[str, np.ndarray]:
     f = np.asarray(frames, dtype=np.int64)
     n = len(f)
@@ -26,7 +27,7 @@ def _track(
         "person": np.full(n, person),
         "camera": np.array([camera] * n),
         "frame": f,
-        "time": T0 + f / fps,
+        "time": T0 + t_offset + f / fps,
         "x": np.broadcast_to(np.asarray(x, float), (n,)).copy(),
         "y": np.broadcast_to(np.asarray(y, float), (n,)).copy(),
         "dt": np.full(n, 1.0 / fps),
@@ -42,7 +43,16 @@ def _obs(*tracks: dict[str, np.ndarray]) -> Observations:
 
 
 def _mirror(r: ContactRow) -> ContactRow:
-    return ContactRow(r.contact, r.subject, r.camera, r.start, r.end, r.exposure_s, r.min_distance)
+    return ContactRow(
+        r.contact,
+        r.subject,
+        r.camera,
+        r.start,
+        r.end,
+        r.exposure_s,
+        r.min_distance,
+        r.total_exposure_s,
+    )
 
 
 def test_exactly_at_d_the_whole_time_is_a_contact() -> None:
@@ -50,8 +60,8 @@ def test_exactly_at_d_the_whole_time_is_a_contact() -> None:
     # 60 frames at 10 fps = 6 s
     rows = compute_contacts(_obs(_track(1, range(60), 2.4), _track(2, range(60), 4.4)))
     assert rows == [
-        ContactRow(1, 2, "c1", T0, T0 + 5.9, 6.0, pytest.approx(2.0)),
-        ContactRow(2, 1, "c1", T0, T0 + 5.9, 6.0, pytest.approx(2.0)),
+        ContactRow(1, 2, "c1", T0, T0 + 5.9, 6.0, pytest.approx(2.0), 6.0),
+        ContactRow(2, 1, "c1", T0, T0 + 5.9, 6.0, pytest.approx(2.0), 6.0),
     ]
     assert isinstance(rows[0].camera, str)
     # and a diagonal 2 m: (0, 0) to (1.2, 1.6)
@@ -178,3 +188,19 @@ def test_hundred_thousand_observations() -> None:
     )
     rows = compute_contacts(obs)
     assert len(rows) == n_people * (n_people - 1)  # everyone meets everyone for > 5 s
+
+
+def test_overlapping_cameras_count_each_moment_once() -> None:
+    # two cameras see the same 3 s of the pair (one clock 0.05 s behind the other): 3.05 s of
+    # real time, not 6 s, so with T = 5 s this is no contact; at T = 3 s it is.
+    obs = _obs(
+        _track(1, range(30), 0.0, camera="c1"),
+        _track(2, range(30), 1.0, camera="c1"),
+        _track(1, range(30), 0.0, camera="c2", t_offset=0.05),
+        _track(2, range(30), 1.0, camera="c2", t_offset=0.05),
+    )
+    assert compute_contacts(obs) == []
+    rows = compute_contacts(obs, min_seconds=3.0)
+    assert len(rows) == 4
+    assert {r.exposure_s for r in rows} == {3.0}
+    assert exposure_by_person(rows)[(1, 2)] == pytest.approx(3.05)
