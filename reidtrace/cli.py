@@ -219,6 +219,31 @@ def demo(
     print_world_summary(target, summary)
 
 
+# --- bench ---------------------------------------------------------------------------------------
+bench_app = typer.Typer(help="Measure speed against the product's targets (not tests).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("synth")
+def bench_synth(
+    workers: int = typer.Option(0, help="Processes to render with (0 = one per CPU core)."),
+    identities: int = typer.Option(750, help="Identities in the crops training set."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Time the demo world (target < 60 s) and a 750-identity crops set (target < 15 min)."""
+    from reid.synth.bench import bench_synth as run
+
+    with friendly_errors(as_json), progress_bar(not as_json) as update:
+        report = run(workers=workers or None, crops_identities=identities, progress=update)
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+        return
+    for name, r in report.items():
+        if isinstance(r, dict):
+            verdict = "meets" if r["meets_target"] else "MISSES"
+            typer.echo(f"{name}: {r['seconds']} s ({verdict} the {r['target_s']:.0f} s target) {r}")
+
+
 # --- config --------------------------------------------------------------------------------------
 @app.command()
 def config(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
