@@ -24,13 +24,17 @@ def bench_synth(
     *,
     workers: int | None = None,
     crops_identities: int = 750,
+    world_config: WorldConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     """Render the demo world and a crops training set in a temporary folder; return timings."""
     with tempfile.TemporaryDirectory(prefix="reidtrace-bench-") as tmp:
         t0 = time.perf_counter()
         world = generate_world(
-            Path(tmp) / "demo", WorldConfig(seed=7), workers=workers, progress=progress
+            Path(tmp) / "demo",
+            world_config or WorldConfig(seed=7),
+            workers=workers,
+            progress=progress,
         )
         demo_s = time.perf_counter() - t0
         t0 = time.perf_counter()
