@@ -96,9 +96,11 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
 def synth(
     out: Path = typer.Argument(..., help="Folder to write the world into (new or empty)."),
     seed: int = typer.Option(0, help="Random seed: the same arguments give the same world."),
-    cameras: int = typer.Option(4, help="Number of cameras (1-8)."),
-    identities: int = typer.Option(
-        48, help="Number of people (video worlds) or identities (crops)."
+    cameras: int | None = typer.Option(
+        None, help="Number of cameras, 1-8 [default: 4; 6 with --crops-only]."
+    ),
+    identities: int | None = typer.Option(
+        None, help="Number of people [default: 48; 750 with --crops-only]."
     ),
     groups: int = typer.Option(6, help="Groups of 2-4 people who walk and stand together."),
     minutes: float = typer.Option(2.0, help="Minutes of footage per camera."),
@@ -129,8 +131,8 @@ def synth(
         if crops_only:
             cfg_c = crops.CropsConfig(
                 seed=seed,
-                cameras=cameras if cameras != 4 else 6,
-                identities=identities,
+                cameras=6 if cameras is None else cameras,
+                identities=750 if identities is None else identities,
                 images_per_camera=images_per_camera,
                 difficulty=difficulty,
                 hard_negative_frac=hard_negatives,
@@ -142,8 +144,8 @@ def synth(
         else:
             cfg = world.WorldConfig(
                 seed=seed,
-                cameras=cameras,
-                identities=identities,
+                cameras=4 if cameras is None else cameras,
+                identities=48 if identities is None else identities,
                 groups=groups,
                 minutes=minutes,
                 fps=fps,
