@@ -262,6 +262,22 @@ def config(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         typer.echo(f"{k} = {v}")
 
 
+# --- verbs that live in their own modules ---------------------------------------------------------
+# Each module defines ``register(app)``, which adds its verbs with ``@app.command()``. Verb bodies
+# import heavy libraries (torch) lazily, so ``reidtrace --help`` stays fast and torch-free.
+_VERB_MODULES: tuple[str, ...] = ()
+
+
+def _register_verbs() -> None:
+    import importlib
+
+    for name in _VERB_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_verbs()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors become one line and exit code 2 (no Click box, no traceback)."""
     command = typer.main.get_command(app)
