@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from reid.detections import Detections
+from reid.errors import ReidTraceError
+from reid.track import create_tracker, histogram_features
+
+
+def _frame_dets(k: int, people: list[tuple[float, float, np.ndarray]]) -> Detections:
+    boxes = [[x + 3 * k, y, x + 3 * k + 30, y + 80] for x, y, _ in people]
+    emb = np.stack([e for _, _, e in people]).astype(np.float32)
+    return Detections(
+        xyxy=np.array(boxes, np.float32),
+        confidence=np.full(len(people), 0.9),
+        frame_idx=np.full(len(people), k),
+        embedding=emb / np.linalg.norm(emb, axis=1, keepdims=True),
+    )
+
+
+def test_two_walkers_keep_their_ids_and_first_frames() -> None:
+    rng = np.random.default_rng(0)
+    people = [(10.0, 20.0, rng.normal(size=16)), (200.0, 40.0, rng.normal(size=16))]
+    tracker = create_tracker("deepsort", n_init=3)
+    out = [tracker.update(_frame_dets(k, people)) for k in range(20)]
+    allrows = Detections.merge(out)
+    assert allrows.track_id is not None
+    assert len(allrows) == 40  # tentative frames are emitted once the track is confirmed
+    by_person = {}
+    for x0, tid in zip(allrows.xyxy[:, 1], allrows.track_id, strict=True):
+        by_person.setdefault(float(x0), set()).add(int(tid))
+    assert all(len(ids) == 1 for ids in by_person.values())
+    assert len(set().union(*by_person.values())) == 2
+    assert sorted(allrows.frame_idx[allrows.track_id == allrows.track_id[0]]) == list(range(20))
+
+
+def test_a_single_false_alarm_never_becomes_a_track() -> None:
+    tracker = create_tracker()
+    emb = np.ones((1, 8), np.float32) / np.sqrt(8)
+    blip = Detections(np.array([[5, 5, 40, 90]]), np.array([0.9]), np.array([0]), embedding=emb)
+    assert len(tracker.update(blip)) == 0
+    empty = Detections.empty()
+    empty.embedding = np.zeros((0, 8), np.float32)
+    assert all(len(tracker.update(empty)) == 0 for _ in range(5))
+
+
+def test_histogram_features_are_unit_vectors() -> None:
+    frame = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    dets = Detections(np.array([[10, 10, 50, 110], [0, 0, 1, 1]]), np.ones(2), np.zeros(2))
+    f = histogram_features(frame, dets)
+    assert f.shape[0] == 2 and np.isclose(np.linalg.norm(f[0]), 1.0) and not f[1].any()
+
+
+def test_bad_tracker_arguments() -> None:
+    with pytest.raises(ReidTraceError, match="unknown tracker"):
+        create_tracker("sort9000")
+    with pytest.raises(ReidTraceError):
+        create_tracker(n_init=0)
