@@ -18,7 +18,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
-	$(PIP) -e .
+	$(PIP) -e ".[eval]"
+	$(PIP) --no-deps $(NO_DEPS_PINS)
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
