@@ -1,6 +1,13 @@
 """indexer: everything that stores and retrieves.
 
-SQL store (SQLAlchemy), FAISS vector index and the query engine (search by image, trajectories,
-co-occurrence contacts). Depends on ``reid`` only; never on ``api``, ``ui`` or torch.
-Its contents arrive with the ingestion and query issues.
+SQL store (``indexer.store``: SQLAlchemy models, repo functions, Alembic migrations), the FAISS
+vector index (``indexer.index``, a rebuildable cache of the ``sighting`` table: SQL is the
+source of truth) and, later, the query engine (search by image, trajectories, co-occurrence
+contacts). Depends on ``reid`` only; never on ``api``, ``ui``, ``compression`` or torch.
 """
+
+from indexer.index import FaissIndex, create_index
+from indexer.protocols import Store, VectorIndex
+from indexer.store.sql import SqlStore
+
+__all__ = ["FaissIndex", "SqlStore", "Store", "VectorIndex", "create_index"]
