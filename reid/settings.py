@@ -29,7 +29,7 @@ DEFAULT_HOME = Path("~/.reidtrace")
 class IndexSettings(BaseModel):
     """FAISS index structure and search knobs (a manifest beside each index records both)."""
 
-    factory: str = "IDMap2,Flat"  # "IDMap2,IVF4096,PQ32" for large galleries
+    factory: str = "IDMap2,Flat"  # "IVF4096,PQ32" for large galleries (IVF keeps its own ids)
     search_params: str = ""  # "nprobe=16" for IVF indexes
     metric: Literal["ip", "l2"] = "ip"  # ip on unit-length embeddings = cosine
 

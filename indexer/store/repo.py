@@ -67,6 +67,7 @@ __all__ = [
     "delete_video",
     "delete_video_rows_after",
     "detections_for_track",
+    "detections_for_video",
     "encode_vector",
     "find_video_by_hash",
     "get_camera",
@@ -91,6 +92,7 @@ __all__ = [
     "tracks_for_video",
     "update_job",
     "video_checkpoint",
+    "videos_for_camera",
 ]
 
 IN_CHUNK = 900  # ids per IN (...) list: well under every SQLite build's variable limit
@@ -725,6 +727,38 @@ def track_embedding_update(
     if commit:
         session.commit()
     return len(params)
+
+
+def detections_for_video(*, session: Session, video_id: int) -> Detections:
+    """Every tracked box of a video as ``Detections`` (``track_id`` = the stored Track id)."""
+    stmt = (
+        select(
+            Detection.frame_idx,
+            Detection.track_id,
+            Detection.x1,
+            Detection.y1,
+            Detection.x2,
+            Detection.y2,
+            Detection.confidence,
+        )
+        .where(Detection.video_id == video_id)
+        .order_by(Detection.frame_idx, Detection.track_id)
+    )
+    rows = np.array(session.execute(stmt).all(), dtype=np.float64).reshape(-1, 7)
+    return Detections(
+        xyxy=rows[:, 2:6],
+        confidence=rows[:, 6],
+        frame_idx=rows[:, 0].astype(np.int64),
+        track_id=rows[:, 1].astype(np.int64),
+    )
+
+
+def videos_for_camera(*, session: Session, camera_id: int) -> list[Video]:
+    return list(
+        session.scalars(
+            select(Video).where(Video.camera_id == camera_id).order_by(Video.start_time)
+        )
+    )
 
 
 def tracks_for_camera(
