@@ -1,5 +1,7 @@
 # Two jobs, each from a fresh clone: `make demo` (set up + run the demo) and `make test`
 # (set up + lint + import contracts + the whole test suite). Both create .venv on first use.
+# Thread pools are held to one per process: pytest runs two workers on two cores, and idle
+# OpenBLAS/OpenMP threads spinning against each other slowed ONNX Runtime and torch 2-100x here.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -37,11 +39,11 @@ demo: $(VENV)/.core
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 # The slow tests too (full-size worlds, timing reports); not part of CI.
 test-all: $(VENV)/.dev
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -m "slow or not slow"
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q -m "slow or not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -265,7 +265,11 @@ def config(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
 # --- verbs that live in their own modules ---------------------------------------------------------
 # Each module defines ``register(app)``, which adds its verbs with ``@app.command()``. Verb bodies
 # import heavy libraries (torch) lazily, so ``reidtrace --help`` stays fast and torch-free.
-_VERB_MODULES: tuple[str, ...] = ()
+_VERB_MODULES: tuple[str, ...] = (
+    "reidtrace.verbs_eval",
+    "reidtrace.verbs_models",
+    "reidtrace.verbs_ingest",
+)
 
 
 def _register_verbs() -> None:

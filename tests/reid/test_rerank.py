@@ -200,3 +200,11 @@ def test_20k_by_20k_fits_in_a_few_gib() -> None:
     print(f"\nre-ranking 20k x 20k: {seconds:.1f} s, peak RSS {peak:.2f} GiB (before {before:.2f})")
     assert dist.shape == (20_000, 20_000) and np.isfinite(dist).all()
     assert peak < 4.0
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 40])
+def test_top_k_equals_a_stable_argsort_with_many_ties(k: int) -> None:
+    from reid.rerank import _stable_topk
+
+    d = np.random.default_rng(k).integers(0, 4, size=(30, 40)).astype(np.float32)
+    np.testing.assert_array_equal(_stable_topk(d, k), np.argsort(d, axis=1, kind="stable")[:, :k])

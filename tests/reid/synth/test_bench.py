@@ -1,6 +1,5 @@
 from reid.synth.bench import bench_synth
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 
 def test_bench_reports_both_jobs() -> None:

@@ -14,8 +14,7 @@ from reid.errors import ReidTraceError
 from reid.synth.render import CameraLook, apply_look, light_drift
 from reid.synth.site import RIGS, render_background
 from reid.synth.world import WorldConfig, generate_world
-
-from .conftest import TINY
+from tests.conftest import TINY
 
 TRUTH_FILES = ["cameras.json", "identities.csv", "trajectories.json", "contacts.csv", "world.json"]
 

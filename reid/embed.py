@@ -1,0 +1,507 @@
+"""The embedder: person crops in, unit-length ReID embeddings out, with ONNX Runtime.
+
+Serving and ingestion run this module, so it needs only numpy, OpenCV and onnxruntime (never
+torch). A model carries its own input contract in the ONNX metadata, written by
+``reid.export`` (``reidtrace export``), so the caller never has to know how it was trained:
+
+=============== =========================================== ==============================
+key             meaning                                     example
+=============== =========================================== ==============================
+arch            registry name of the network                ``osnet_x0_25``
+input_height    crop height fed to the network (pixels)     ``256``
+input_width     crop width fed to the network (pixels)      ``128``
+mean, std       per-channel normalisation (JSON, 0-1 scale) ``[0.485, 0.456, 0.406]``
+embed_dim       embedding size                              ``512``
+color           channel order of the input                  ``RGB``
+layout          tensor layout                               ``NCHW``
+version         reidtrace version that exported it          ``0.1.0``
+=============== =========================================== ==============================
+
+The network input is named ``images`` (float32, N x 3 x H x W, normalised) and the output
+``embeddings`` (N x D, unit length); other names work too, as long as there is one 4-D input
+with 3 channels and one 2-D output. A model without the metadata (exported elsewhere) is still
+usable when its input has a fixed H x W: the ImageNet mean/std and RGB are assumed, as torchreid
+trains with them.
+
+Preprocessing (:func:`preprocess_crops`) is the same as the PyTorch evaluation path's
+(``reid.models.extract_features``; ``tests/reid/test_export.py`` checks that they agree), so an
+ONNX model and the checkpoint it came from see the same pixels: BGR crop -> resize to (W, H)
+with bilinear interpolation -> RGB -> /255 -> (x - mean) / std -> NCHW float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+import reid
+from reid.detections import Detections
+from reid.errors import ReidTraceError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "InputContract",
+    "OnnxEmbedder",
+    "create_embedder",
+    "default_model",
+    "preprocess_crops",
+    "read_image",
+]
+
+DEFAULT_MODEL = Path(reid.__file__).parent / "weights" / "default.onnx"
+"""The bundled embedder, used when no model is named."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VALID_FLAG = "embedding_valid"
+"""``Detections.extra`` column set by :meth:`OnnxEmbedder.embed`: False where the box had no
+pixel inside the frame (its embedding is all zeros, so it matches nothing)."""
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What a model expects as input; stored as ONNX metadata so the file is self-describing."""
+
+    height: int
+    width: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    color: str = "RGB"  # channel order of the network input: "RGB" or "BGR"
+    layout: str = "NCHW"
+    embed_dim: int | None = None
+    arch: str = ""
+
+    def to_metadata(self, version: str) -> dict[str, str]:
+        """The ``metadata_props`` entries written by the exporter (all strings, as ONNX wants)."""
+        meta = {
+            "arch": self.arch,
+            "input_height": str(self.height),
+            "input_width": str(self.width),
+            "mean": json.dumps([float(v) for v in self.mean]),
+            "std": json.dumps([float(v) for v in self.std]),
+            "color": self.color,
+            "layout": self.layout,
+            "version": version,
+        }
+        if self.embed_dim is not None:
+            meta["embed_dim"] = str(self.embed_dim)
+        return meta
+
+    @classmethod
+    def from_metadata(
+        cls, meta: dict[str, str], input_shape: Sequence[Any], source: str
+    ) -> InputContract:
+        """Read the contract back; fall back to the input's fixed H x W when metadata lacks it.
+
+        ``input_shape`` is the ONNX input shape (ints for fixed axes, strings or None for
+        dynamic ones); ``source`` names the model in error messages.
+        """
+        fixed_h, fixed_w = (d if isinstance(d, int) else None for d in input_shape[2:4])
+        height = _meta_int(meta, "input_height", source) or fixed_h
+        width = _meta_int(meta, "input_width", source) or fixed_w
+        if height is None or width is None:
+            raise ReidTraceError(
+                f"{source} has no input size: no input_height/input_width metadata and a "
+                f"dynamic input shape {_shape_str(input_shape)}",
+                hint="export the model with `reidtrace export`, which records its input contract",
+            )
+        for name, meta_v, fixed_v in (("height", height, fixed_h), ("width", width, fixed_w)):
+            if fixed_v is not None and meta_v != fixed_v:
+                raise ReidTraceError(
+                    f"{source}: metadata input_{name}={meta_v} disagrees with the input shape "
+                    f"{_shape_str(input_shape)}",
+                    hint="re-export the model with `reidtrace export`",
+                )
+        color = meta.get("color", "RGB").upper()
+        layout = meta.get("layout", "NCHW").upper()
+        if color not in ("RGB", "BGR"):
+            raise ReidTraceError(
+                f"{source}: unsupported color {meta['color']!r} in the metadata",
+                hint="models must take RGB or BGR input; re-export with `reidtrace export`",
+            )
+        if layout != "NCHW":
+            raise ReidTraceError(
+                f"{source}: unsupported layout {meta['layout']!r} in the metadata",
+                hint="models must take NCHW input; re-export with `reidtrace export`",
+            )
+        return cls(
+            height=height,
+            width=width,
+            mean=_meta_triple(meta, "mean", IMAGENET_MEAN, source),
+            std=_meta_triple(meta, "std", IMAGENET_STD, source),
+            color=color,
+            layout=layout,
+            embed_dim=_meta_int(meta, "embed_dim", source),
+            arch=meta.get("arch", ""),
+        )
+
+
+def _meta_int(meta: dict[str, str], key: str, source: str) -> int | None:
+    raw = meta.get(key)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ReidTraceError(
+            f"{source}: metadata {key}={raw!r} is not a positive integer",
+            hint="re-export the model with `reidtrace export`",
+        )
+    return value
+
+
+def _meta_triple(
+    meta: dict[str, str], key: str, default: tuple[float, float, float], source: str
+) -> tuple[float, float, float]:
+    raw = meta.get(key)
+    if raw is None:
+        return default
+    try:
+        vals = [float(v) for v in json.loads(raw)]
+    except (ValueError, TypeError) as err:
+        raise ReidTraceError(
+            f"{source}: metadata {key}={raw!r} is not a JSON list of 3 numbers",
+            hint="re-export the model with `reidtrace export`",
+        ) from err
+    if len(vals) != 3 or not all(np.isfinite(vals)) or (key == "std" and min(vals) <= 0):
+        raise ReidTraceError(
+            f"{source}: metadata {key}={raw!r} must be 3 finite numbers"
+            + (" > 0" if key == "std" else ""),
+            hint="re-export the model with `reidtrace export`",
+        )
+    return (vals[0], vals[1], vals[2])
+
+
+def _shape_str(shape: Sequence[Any]) -> str:
+    return " x ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape)
+
+
+# --- preprocessing (shared with the PyTorch extractor) -------------------------------------------
+def _as_bgr(img: Any, what: str) -> np.ndarray:
+    """A 3-channel uint8 image; grey and BGRA images are converted, anything else refused."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        dtype = getattr(img, "dtype", type(img).__name__)
+        raise ReidTraceError(
+            f"{what} must be a uint8 numpy image (as cv2.imread returns), got {dtype}",
+            hint="pass BGR uint8 arrays of shape (height, width, 3)",
+        )
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise ReidTraceError(
+            f"{what} has shape {img.shape}; expected (height, width, 3) with height, width > 0",
+            hint="pass BGR uint8 arrays of shape (height, width, 3)",
+        )
+    return img
+
+
+def preprocess_crops(crops: Sequence[np.ndarray], contract: InputContract) -> np.ndarray:
+    """BGR uint8 crops -> the network input, float32 (n, 3, H, W), normalised per the contract.
+
+    Resizing happens on uint8 before the colour conversion (cheaper: the crop is usually
+    larger than the network input). ``x / 255 - mean) / std`` is folded into one multiply-add.
+    """
+    h, w = contract.height, contract.width
+    batch = np.empty((len(crops), h, w, 3), np.uint8)
+    for i, crop in enumerate(crops):
+        img = _as_bgr(crop, f"crop {i}")
+        if img.shape[:2] != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        batch[i] = img
+    if contract.color == "RGB":
+        batch = batch[..., ::-1]
+    scale = (1.0 / (255.0 * np.asarray(contract.std, np.float32))).astype(np.float32)
+    shift = (np.asarray(contract.mean, np.float32) / np.asarray(contract.std, np.float32)).astype(
+        np.float32
+    )
+    x = batch.astype(np.float32) * scale - shift
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A BGR uint8 image from disk; an unreadable file is a user error naming the path."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        reason = "does not exist" if not Path(path).exists() else "is not a readable image"
+        raise ReidTraceError(
+            f"image {str(path)!r} {reason}",
+            hint="the file may be missing, truncated or not an image; remove it or replace it",
+        )
+    return img
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
+
+
+def _embed_files(
+    paths: Sequence[str | Path],
+    forward: Callable[[np.ndarray], np.ndarray],
+    contract: InputContract,
+    *,
+    batch_size: int,
+    flip: bool = False,
+    progress: Progress | None = None,
+    stage: str = "embedding",
+) -> np.ndarray:
+    """Read, preprocess and embed image files in batches; (n, D) float32 unit rows.
+
+    ``forward`` maps a preprocessed (b, 3, H, W) batch to (b, D) features. With ``flip`` each
+    image is also embedded mirrored left-right and the two are averaged (the usual test-time
+    augmentation in ReID). The next batch is read on a second thread while the current one
+    runs, because decoding JPEGs and running the model each take one core.
+    """
+    if batch_size < 1:
+        raise ReidTraceError(f"batch size must be >= 1, got {batch_size}", hint="try 32 or 64")
+    paths = list(paths)
+    total = len(paths)
+    if total == 0:
+        return np.zeros((0, contract.embed_dim or 0), np.float32)
+
+    def load(lo: int) -> np.ndarray:
+        return preprocess_crops([read_image(p) for p in paths[lo : lo + batch_size]], contract)
+
+    chunks: list[np.ndarray] = []
+    starts = list(range(0, total, batch_size))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, starts[0])
+        for i, lo in enumerate(starts):
+            x = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(load, starts[i + 1])
+            feats = _unit_rows(forward(x))
+            if flip:
+                feats = feats + _unit_rows(forward(np.ascontiguousarray(x[..., ::-1])))
+            chunks.append(_unit_rows(feats))
+            if progress:
+                progress(stage, min(lo + batch_size, total), total)
+    return np.concatenate(chunks)
+
+
+# --- the ONNX Runtime embedder -------------------------------------------------------------------
+class OnnxEmbedder:
+    """An ``Embedder`` backed by an ONNX model and ONNX Runtime (CPU by default).
+
+    ``threads`` sets ONNX Runtime's intra-op threads (default: one per CPU core); inter-op
+    parallelism is off and execution sequential, since a ReID CNN is a chain of layers and extra
+    thread pools only compete for the same cores. ``batch_size`` bounds how many crops go
+    through the network at once (memory); a model exported with a fixed batch size is fed
+    exactly that. ``providers`` defaults to the CPU.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        batch_size: int = 32,
+        providers: Sequence[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if threads is not None and threads < 1:
+            raise ReidTraceError(f"threads must be >= 1, got {threads}", hint="or leave it unset")
+        if batch_size < 1:
+            raise ReidTraceError(f"batch size must be >= 1, got {batch_size}", hint="try 32")
+        if not self.path.is_file():
+            what = "is a folder, not a file" if self.path.is_dir() else "does not exist"
+            raise ReidTraceError(
+                f"ONNX model {str(self.path)!r} {what}",
+                hint="pass the path of an .onnx file, e.g. one written by `reidtrace export`",
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise
+        # idle pool threads sleep instead of spinning: ingestion shares the cores with decoding and
+        # detection, and spinning threads steal them (2 threads on a busy 2-core machine: 187
+        # img/s spinning vs 291 not, osnet_x0_25 at 256x128)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(
+                str(self.path),
+                sess_options=opts,
+                providers=list(providers or ["CPUExecutionProvider"]),
+            )
+        except Exception as err:  # ONNX Runtime raises its own Exception subclasses
+            if not type(err).__module__.startswith("onnxruntime"):
+                raise
+            raise ReidTraceError(
+                f"{str(self.path)!r} is not a loadable ONNX model: {str(err).splitlines()[0]}",
+                hint="pass an .onnx file written by `reidtrace export` (or torch.onnx.export)",
+            ) from err
+        source = f"ONNX model {self.path.name!r}"
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        shape = list(inputs[0].shape) if len(inputs) == 1 else []
+        if (
+            len(inputs) != 1
+            or inputs[0].type != "tensor(float)"
+            or len(shape) != 4
+            or shape[1] != 3
+        ):
+            got = ", ".join(f"{i.name}: {i.type} {_shape_str(i.shape)}" for i in inputs)
+            raise ReidTraceError(
+                f"{source} takes [{got}], but an embedder expects N x 3 x H x W float32 images",
+                hint="export a ReID network whose one input is a batch of RGB images",
+            )
+        if len(outputs) != 1 or len(outputs[0].shape) != 2:
+            got = ", ".join(f"{o.name}: {_shape_str(o.shape)}" for o in outputs)
+            raise ReidTraceError(
+                f"{source} returns [{got}], but an embedder expects one N x D output",
+                hint="export the network in eval mode, returning only the embeddings",
+            )
+        self._input = inputs[0].name
+        self._output = outputs[0].name
+        meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        contract = InputContract.from_metadata(meta, shape, source)
+        fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self._fixed_batch = fixed_batch
+        self.batch_size = fixed_batch or batch_size
+        out_dim = outputs[0].shape[1]
+        dim = contract.embed_dim or (out_dim if isinstance(out_dim, int) else None)
+        if dim is None:  # neither metadata nor a fixed output size: ask the model
+            probe = np.zeros((fixed_batch or 1, 3, contract.height, contract.width), np.float32)
+            dim = int(self._run(probe).shape[1])
+        if isinstance(out_dim, int) and out_dim != dim:
+            raise ReidTraceError(
+                f"{source}: metadata embed_dim={dim} disagrees with its output size {out_dim}",
+                hint="re-export the model with `reidtrace export`",
+            )
+        self.contract = replace(contract, embed_dim=dim)
+        self.dim: int = dim
+
+    def __repr__(self) -> str:
+        c = self.contract
+        return (
+            f"OnnxEmbedder({str(self.path)!r}, arch={c.arch or '?'}, input={c.height}x{c.width}, "
+            f"dim={self.dim})"
+        )
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Raw network output for a preprocessed batch, honouring a fixed batch size."""
+        if self._fixed_batch is None:
+            return self._session.run([self._output], {self._input: x})[0]
+        outs = []
+        b = self._fixed_batch
+        for lo in range(0, len(x), b):
+            part = x[lo : lo + b]
+            pad = b - len(part)
+            if pad:
+                part = np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)])
+            outs.append(self._session.run([self._output], {self._input: part})[0][: b - pad])
+        return np.concatenate(outs)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Preprocessed (n, 3, H, W) float32 -> (n, D) unit rows, ``batch_size`` at a time."""
+        if len(x) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        outs = [self._run(x[lo : lo + self.batch_size]) for lo in range(0, len(x), self.batch_size)]
+        out = np.concatenate(outs)
+        if out.shape != (len(x), self.dim):
+            raise ValueError(f"model returned {out.shape}, expected {(len(x), self.dim)}")
+        return _unit_rows(out)
+
+    def embed_crops(self, crops: Sequence[np.ndarray], *, flip: bool = False) -> np.ndarray:
+        """BGR uint8 crops (any sizes) -> (n, D) float32 unit-length embeddings."""
+        out = np.zeros((len(crops), self.dim), np.float32)
+        for lo in range(0, len(crops), self.batch_size):
+            x = preprocess_crops(crops[lo : lo + self.batch_size], self.contract)
+            feats = self.forward(x)
+            if flip:
+                feats = _unit_rows(feats + self.forward(np.ascontiguousarray(x[..., ::-1])))
+            out[lo : lo + len(x)] = feats
+        return out
+
+    def embed(self, frame: np.ndarray, detections: Detections) -> Detections:
+        """A copy of ``detections`` with ``embedding`` filled from the boxes' pixels in ``frame``.
+
+        Boxes are clipped to the frame and rounded outward to whole pixels. A box with no pixel
+        inside the frame (outside it, inverted, zero-sized or NaN) gets an all-zero embedding and
+        ``extra["embedding_valid"] = False``: zeros match nothing under cosine similarity and
+        drop out of a track's mean embedding, while the row count stays aligned.
+        """
+        frame = _as_bgr(frame, "frame")
+        n = len(detections)
+        emb = np.zeros((n, self.dim), np.float32)
+        valid = np.zeros(n, bool)
+        if n:
+            h, w = frame.shape[:2]
+            box = detections.xyxy.astype(np.float64)
+            finite = np.isfinite(box).all(axis=1)
+            box = np.where(finite[:, None], box, 0.0)
+            x1 = np.floor(np.clip(box[:, 0], 0, w)).astype(np.int64)
+            y1 = np.floor(np.clip(box[:, 1], 0, h)).astype(np.int64)
+            x2 = np.ceil(np.clip(box[:, 2], 0, w)).astype(np.int64)
+            y2 = np.ceil(np.clip(box[:, 3], 0, h)).astype(np.int64)
+            valid = finite & (x2 > x1) & (y2 > y1)
+            idx = np.flatnonzero(valid)
+            crops = [frame[y1[i] : y2[i], x1[i] : x2[i]] for i in idx]
+            if crops:
+                emb[idx] = self.embed_crops(crops)
+        return replace(detections, embedding=emb, extra={**detections.extra, VALID_FLAG: valid})
+
+    def embed_paths(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        flip: bool = False,
+        progress: Progress | None = None,
+        stage: str = "embedding",
+    ) -> np.ndarray:
+        """Embed image files (read with ``cv2.imread``) in batches; (n, D) float32 unit rows.
+
+        ``progress(stage, done, total)`` is called after each batch.
+        """
+        return _embed_files(
+            list(paths),
+            self.forward,
+            self.contract,
+            batch_size=self.batch_size,
+            flip=flip,
+            progress=progress,
+            stage=stage,
+        )
+
+
+_EMBEDDERS: dict[str, Callable[..., OnnxEmbedder]] = {"onnx": OnnxEmbedder}
+
+
+def create_embedder(name: str = "onnx", **kwargs: Any) -> OnnxEmbedder:
+    """An embedder by name (``"onnx"``: :class:`OnnxEmbedder`, keyword arguments passed on).
+
+    ``path`` defaults to the bundled model :data:`DEFAULT_MODEL`.
+    """
+    if name not in _EMBEDDERS:
+        raise ReidTraceError(
+            f"unknown embedder {name!r}", hint=f"choose one of {sorted(_EMBEDDERS)}"
+        )
+    if "path" not in kwargs:
+        kwargs["path"] = default_model()
+    return _EMBEDDERS[name](**kwargs)
+
+
+def default_model() -> Path:
+    """The bundled model, or a user error when this build ships none."""
+    if not DEFAULT_MODEL.is_file():
+        raise ReidTraceError(
+            f"no default model shipped yet (looked for {DEFAULT_MODEL})",
+            hint="pass --model PATH (an .onnx file or a .pt/.pth checkpoint)",
+        )
+    return DEFAULT_MODEL

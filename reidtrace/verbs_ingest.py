@@ -1,0 +1,193 @@
+"""Verbs of ingestion: ``ingest``, ``index rebuild|verify``, ``evaluate-tracking``,
+``tracks export`` and ``bench ingest``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from reidtrace.cli import bench_app, err_console, friendly_errors, progress_bar
+
+
+def _model_path(model: str | None, setting: str) -> str | None:
+    """``--model`` beats the ``reid_model`` setting; "default" means the bundled model."""
+    chosen = model or setting
+    return None if chosen in (None, "", "default") else chosen
+
+
+def register(app: typer.Typer) -> None:
+    index_app = typer.Typer(help="The FAISS vector index: rebuild it from SQL, or check it.")
+    tracks_app = typer.Typer(help="Stored tracks.")
+    app.add_typer(index_app, name="index")
+    app.add_typer(tracks_app, name="tracks")
+
+    @app.command()
+    def ingest(
+        paths: list[Path] = typer.Argument(..., help="Video files, folders, frame folders."),
+        camera: str | None = typer.Option(
+            None, help="Camera name (default: from cameras.json or the file)."
+        ),
+        start: str | None = typer.Option(
+            None, help="UTC start time, ISO 8601 (default: cameras.json or file time)."
+        ),
+        workers: int = typer.Option(
+            0, help="Processes, one video each (0 = settings / one per core)."
+        ),
+        ray: str | None = typer.Option(
+            None, "--ray", help="'auto' for a local Ray cluster, or an address."
+        ),
+        detector: str = typer.Option(
+            "nanodet", help="nanodet, nanodet-float, hog, mog2, oracle, onnx."
+        ),
+        model: str | None = typer.Option(
+            None, help="ReID model (.onnx); default: the bundled one."
+        ),
+        appearance: str = typer.Option("histogram", help="Tracking cue: histogram or reid."),
+        stride: int = typer.Option(1, help="Detect every Nth frame."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Detect, track, embed and index people in footage; resumable and idempotent."""
+        import os
+
+        from indexer.ingest import IngestConfig
+        from indexer.ingest import ingest as run
+        from reid.settings import load_settings
+
+        with friendly_errors(as_json):
+            s = load_settings()
+            cfg = IngestConfig(
+                detector=detector,
+                embedder_path=_model_path(model, s.reid_model),
+                appearance=appearance,
+                detect_stride=stride,
+            )
+            n = workers or s.workers or (os.cpu_count() or 1)
+            with progress_bar(not as_json) as update:
+                report = run(
+                    [str(p) for p in paths],
+                    db_url=s.database_url,
+                    index_path=s.index_path,
+                    index_settings=s.index,
+                    cfg=cfg,
+                    camera=camera,
+                    start=start,
+                    workers=n,
+                    ray_address=(None if ray is None else ("auto-local" if ray == "auto" else ray)),
+                    progress=update,
+                )
+        d = report.as_dict()
+        if as_json:
+            typer.echo(json.dumps(d, sort_keys=True, default=str))
+        else:
+            for v in d["videos"]:
+                line = f"{v['status']:8s} {v['camera']:10s} {Path(v['path']).name}"
+                if v["status"] == "done":
+                    line += (
+                        f"  {v['frames']} frames, {v['detections']} boxes,"
+                        f" {v['sightings']} sightings, {v['seconds']} s"
+                    )
+                if v["error"]:
+                    line += f"  error: {v['error']}"
+                typer.echo(line)
+            t = d["totals"]
+            typer.echo(
+                f"{t['done']} done, {t['skipped']} skipped, {t['failed']} failed; "
+                f"index holds {d['index'].get('count', 0)} vectors"
+            )
+        if not report.ok:
+            raise typer.Exit(1)
+
+    @index_app.command("rebuild")
+    def index_rebuild(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Rebuild the vector index from the SQL store (the source of truth)."""
+        from indexer.index import rebuild_index
+        from indexer.store.db import make_engine
+        from reid.settings import load_settings
+
+        with friendly_errors(as_json):
+            s = load_settings()
+            manifest = rebuild_index(make_engine(s.database_url), s.index_path, s.index, "default")
+        out = manifest.model_dump(mode="json")
+        typer.echo(json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_path}: {out}")
+
+    @index_app.command("verify")
+    def index_verify(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Check that the vector index and the SQL store agree (exit 1 when they do not)."""
+        from indexer.index import verify_index
+        from indexer.store.db import make_engine
+        from reid.settings import load_settings
+
+        with friendly_errors(as_json):
+            s = load_settings()
+            report = verify_index(make_engine(s.database_url), s.index_path)
+        out = report.model_dump(mode="json") | {"ok": report.ok}
+        if as_json:
+            typer.echo(json.dumps(out, sort_keys=True))
+        else:
+            typer.echo("index and store agree" if report.ok else "\n".join(report.problems()))
+        if not report.ok:
+            raise typer.Exit(1)
+
+    @app.command("evaluate-tracking")
+    def evaluate_tracking(
+        world: Path = typer.Option(..., help="An ingested synthetic world (reidtrace synth)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Score stored tracks against the world's ground truth (MOTA, IDF1, ID switches)."""
+        from indexer.ingest.evaluate import evaluate_tracking as run
+        from reid.settings import load_settings
+
+        with friendly_errors(as_json):
+            out = run(world, db_url=load_settings().database_url)
+        if as_json:
+            typer.echo(json.dumps(out, sort_keys=True))
+            return
+        typer.echo(
+            f"MOTA {out['mota']:.3f}  IDF1 {out['idf1']:.3f}  ID switches {out['id_switches']}"
+        )
+        for cam, sc in out["per_camera"].items():
+            typer.echo(
+                f"  {cam}: MOTA {sc['mota']:.3f} IDF1 {sc['idf1']:.3f} switches {sc['id_switches']}"
+            )
+
+    @tracks_app.command("export")
+    def tracks_export(
+        out: Path = typer.Argument(..., help="File to write."),
+        camera: str = typer.Option(..., help="Camera name."),
+        fmt: str = typer.Option("mot", "--format", help="Output format (mot)."),
+        video: int | None = typer.Option(None, help="Video id, when the camera has several."),
+    ) -> None:
+        """Write a camera's stored tracks in MOTChallenge format (1-based frame numbers)."""
+        from indexer.ingest.evaluate import export_tracks
+        from reid.errors import ReidTraceError
+        from reid.settings import load_settings
+
+        with friendly_errors():
+            if fmt != "mot":
+                raise ReidTraceError(f"unknown format {fmt!r}", hint="only 'mot' is supported")
+            path = export_tracks(camera, out, db_url=load_settings().database_url, video_id=video)
+        err_console.print(f"wrote {path}")
+
+    @bench_app.command("ingest")
+    def bench_ingest(
+        as_json: bool = typer.Option(False, "--json"),
+        detector: str = typer.Option("nanodet", help="Detector to time."),
+        stride: int = typer.Option(1, help="Detect every Nth frame."),
+    ) -> None:
+        """Frames/s, x real time and a per-stage breakdown on the synthetic world and PETS."""
+        from indexer.ingest.bench import bench_ingest as run
+
+        with friendly_errors(as_json), progress_bar(not as_json) as update:
+            out = run(detector=detector, stride=stride, progress=update)
+        if as_json:
+            typer.echo(json.dumps(out, sort_keys=True))
+            return
+        for name, r in out.items():
+            if isinstance(r, dict) and "fps" in r:
+                typer.echo(
+                    f"{name}: {r['fps']} frames/s, {r['x_realtime']}x real time, {r['stages']}"
+                )
+            elif isinstance(r, dict):
+                typer.echo(f"{name}: {r}")
