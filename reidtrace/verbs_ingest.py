@@ -46,6 +46,10 @@ def register(app: typer.Typer) -> None:
         ),
         appearance: str = typer.Option("histogram", help="Tracking cue: histogram or reid."),
         stride: int = typer.Option(1, help="Detect every Nth frame."),
+        market: bool = typer.Option(
+            False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
+        ),
+        split: str = typer.Option("gallery", help="With --market: gallery, query, train or all."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Detect, track, embed and index people in footage; resumable and idempotent."""
@@ -75,6 +79,7 @@ def register(app: typer.Typer) -> None:
                     start=start,
                     workers=n,
                     ray_address=(None if ray is None else ("auto-local" if ray == "auto" else ray)),
+                    market_split=split if market else None,
                     progress=update,
                 )
         d = report.as_dict()

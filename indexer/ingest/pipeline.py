@@ -194,6 +194,7 @@ def ingest_video(
                     num_frames=info.num_frames,
                     width=info.width,
                     height=info.height,
+                    kind="frames" if info.is_frame_folder else "video",
                 )
             video_id = report.video_id = video.id
             repo.set_video_status(session=session, video_id=video_id, status="running")

@@ -84,19 +84,29 @@ def ingest(
     start: str | None = None,
     workers: int = 1,
     ray_address: str | None = None,
+    market_split: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestReport:
-    """Ingest ``paths`` into the store and index; a bad video fails alone (see the report)."""
+    """Ingest ``paths`` into the store and index; a bad video fails alone (see the report).
+
+    With ``market_split`` ("gallery", "query", "train" or "all") the paths are Market-1501-format
+    folders of crops instead of footage (see ``indexer.ingest.market``).
+    """
     cfg.validate()
     if workers < 1:
         raise ReidTraceError(f"workers must be >= 1, got {workers}", hint="try --workers 2")
-    sources = discover_sources(paths, camera=camera, start=start)
+    sources = [] if market_split else discover_sources(paths, camera=camera, start=start)
     index_path = Path(index_path)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     upgrade(db_url)
     _sync(db_url, index_path, index_settings, cfg.embedder_name)  # heal a previous crash
     report = IngestReport()
-    if ray_address is not None:
+    if market_split:
+        from indexer.ingest.market import ingest_market
+
+        for p in paths:
+            report.videos += ingest_market(db_url, p, cfg, split=market_split)
+    elif ray_address is not None:
         report.videos = _run_ray(db_url, sources, cfg, ray_address, progress)
     elif workers == 1 or len(sources) == 1:
         for i, s in enumerate(sources):

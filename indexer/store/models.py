@@ -48,6 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "JOB_STATUSES",
+    "VIDEO_KINDS",
     "VIDEO_STATUSES",
     "Base",
     "Camera",
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 VIDEO_STATUSES = ("pending", "running", "done", "failed")
+VIDEO_KINDS = ("video", "frames", "crops")
 JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 
 NAMING_CONVENTION = {
@@ -150,6 +152,9 @@ class Video(Base):
     width: Mapped[int]
     height: Mapped[int]
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    # "video" (a file), "frames" (a folder of images) or "crops" (a Market-format sequence: no
+    # frame pixels, no positions, so contacts there are only co-appearances in time)
+    kind: Mapped[str] = mapped_column(String(16), default="video")
     error: Mapped[str | None] = mapped_column(Text)
     frames_done: Mapped[int] = mapped_column(default=0)  # frames whose rows are all committed
     # The pipeline's in-memory state (tracker, pending crops) as of ``frames_done``, written in
@@ -163,6 +168,7 @@ class Video(Base):
     __table_args__ = (
         UniqueConstraint("camera_id", "content_hash"),
         CheckConstraint(f"status IN {VIDEO_STATUSES!r}", name="status"),
+        CheckConstraint(f"kind IN {VIDEO_KINDS!r}", name="kind"),
         CheckConstraint("frames_done >= 0", name="frames_done"),
         Index(None, "status"),
     )

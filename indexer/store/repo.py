@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from indexer.store.models import (
     JOB_STATUSES,
+    VIDEO_KINDS,
     VIDEO_STATUSES,
     Camera,
     Detection,
@@ -249,8 +250,11 @@ def create_video(
     num_frames: int,
     width: int,
     height: int,
+    kind: str = "video",
 ) -> Video:
     """A new ``pending`` video; the same file from the same camera twice is refused (409)."""
+    if kind not in VIDEO_KINDS:
+        raise ValueError(f"video kind must be one of {VIDEO_KINDS}, got {kind!r}")
     if start_time.tzinfo is None or start_time.utcoffset() is None:
         raise ReidTraceError(
             f"video {path}: start time {start_time.isoformat()} has no time zone",
@@ -272,6 +276,7 @@ def create_video(
         width=int(width),
         height=int(height),
         status="pending",
+        kind=kind,
         frames_done=0,
     )
     session.add(video)

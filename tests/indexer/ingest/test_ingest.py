@@ -158,3 +158,32 @@ def test_postgresql_path(world, tmp_path, tiny_embedder) -> None:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def test_market_folder_as_a_gallery(tmp_path, tiny_embedder) -> None:
+    from reid.synth.crops import CropsConfig, generate_crops
+
+    generate_crops(
+        tmp_path / "m", CropsConfig(seed=0, cameras=3, identities=6, images_per_camera=3), workers=1
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = IngestConfig(embedder_path=str(tiny_embedder))
+    kw = dict(
+        db_url=f"sqlite:///{home / 'db.sqlite'}",
+        index_path=home / "i.faiss",
+        index_settings=IndexSettings(),
+        cfg=cfg,
+        market_split="gallery",
+    )
+    report = ingest([tmp_path / "m" / "market"], **kw).as_dict()
+    from reid.data.market import read_market
+
+    gallery = [m for m in read_market(tmp_path / "m" / "market").gallery if m.pid != -1]
+    assert report["ok"] and report["totals"]["sightings"] == len(gallery)
+    engine = make_engine(f"sqlite:///{home / 'db.sqlite'}")
+    assert verify_index(engine, home / "i.faiss").ok
+    with make_session_factory(engine)() as s:
+        assert set(s.scalars(select(Video.kind))) == {"crops"}
+    again = ingest([tmp_path / "m" / "market"], **kw).as_dict()
+    assert {v["status"] for v in again["videos"]} == {"skipped"}

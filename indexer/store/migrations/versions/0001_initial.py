@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("frames_done", sa.Integer(), nullable=False),
         sa.Column("checkpoint", sa.LargeBinary(), nullable=True),
@@ -90,6 +91,7 @@ def upgrade() -> None:
             "status IN ('pending', 'running', 'done', 'failed')", name=op.f("ck_video_status")
         ),
         sa.CheckConstraint("frames_done >= 0", name=op.f("ck_video_frames_done")),
+        sa.CheckConstraint("kind IN ('video', 'frames', 'crops')", name=op.f("ck_video_kind")),
         sa.ForeignKeyConstraint(
             ["camera_id"], ["camera.id"], name=op.f("fk_video_camera_id_camera"), ondelete="CASCADE"
         ),
