@@ -201,24 +201,39 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the demo world."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run the end-to-end demo on the embedded defaults (renders the demo world first)."""
+    """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks."""
     from reid.settings import load_settings
-    from reid.synth import world
-    from reid.synth.preview import write_preview
+    from reidtrace.demo import run_demo
 
     with friendly_errors(as_json):
         cfg_s = load_settings()
         target = out or cfg_s.home / "demo"
-        cfg = world.WorldConfig(seed=seed)
         with progress_bar(not as_json) as update:
-            summary = world.generate_world(
-                target, cfg, workers=cfg_s.workers or None, overwrite=True, progress=update
+            summary = run_demo(
+                target, seed=seed, workers=cfg_s.workers or None, model=None, progress=update
             )
-        summary["preview"] = str(write_preview(target))
     if as_json:
-        typer.echo(json.dumps(summary, sort_keys=True))
+        typer.echo(json.dumps(summary, sort_keys=True, default=str))
         return
-    print_world_summary(target, summary)
+    print_world_summary(target, summary["world"])
+    r, t, i = summary["reid"], summary["tracking"], summary["ingest"]
+    typer.echo(
+        f"ReID model on the world's crops: mAP {r['mAP']:.1f}  rank-1 {r['rank1']:.1f}  "
+        f"({r['num_query']} queries, {r['num_gallery']} gallery images)"
+    )
+    typer.echo(
+        f"ingested {i['done']} videos: {i['frames']} frames, {i['detections']} tracked boxes, "
+        f"{i['sightings']} sightings, {i['index_vectors']} vectors in the index "
+        f"({'agrees' if summary['index_ok'] else 'DISAGREES'} with SQL)"
+    )
+    for err in summary["ingest_errors"]:
+        typer.echo(f"  ingest error: {err}")
+    if t:
+        typer.echo(
+            f"tracking vs truth: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  "
+            f"ID switches {t['id_switches']}"
+        )
+    typer.echo(f"done in {summary['seconds']} s; everything is in {target}")
 
 
 # --- bench ---------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""Verbs of the model side: ``train`` (the bag-of-tricks recipe) and ``models`` (the registry).
+
+torch is imported inside the verb bodies only, so ``reidtrace --help`` and the serving verbs
+never load it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from reidtrace.cli import friendly_errors, out_console, progress_bar
+
+__all__ = ["register"]
+
+
+def train(
+    data: Path = typer.Option(..., help="Market-1501-format folder (bounding_box_train/, ...)."),
+    arch: str = typer.Option(..., help="Registered model name (see `reidtrace models`)."),
+    out: Path = typer.Option(..., help="Run folder: last.pt, best.pt, log.csv, config.json."),
+    epochs: int = typer.Option(120, help="Epochs in all (the recipe's 120; warm-up scales)."),
+    batch_size: int = typer.Option(64, help="Images per batch (identities x num-instances)."),
+    num_instances: int = typer.Option(4, help="Images per identity in a batch."),
+    lr: float = typer.Option(3.5e-4, help="Adam learning rate after warm-up."),
+    schedule: str = typer.Option("cosine", help="Decay after warm-up: cosine or step."),
+    eval_every: int = typer.Option(10, help="Evaluate every N epochs and at the end (0 = never)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT from last.pt."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
+    max_images_per_epoch: int | None = typer.Option(
+        None, help="Cap each epoch at about this many images (quick runs)."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+    imagenet: bool | None = typer.Option(
+        None,
+        "--imagenet/--no-imagenet",
+        help="ImageNet init [default: on for MobileNetV2, the only weights available offline].",
+    ),
+    weights: Path | None = typer.Option(
+        None, help="Start from these weights (our checkpoint or a torchreid model-zoo file)."
+    ),
+    center_loss: float = typer.Option(0.0, help="Centre-loss weight (the recipe's 5e-4; 0 = off)."),
+    workers: int | None = typer.Option(None, help="Loader processes [default: measured best]."),
+    threads: int | None = typer.Option(None, help="torch CPU threads [default: measured best]."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train a ReID model with the bag-of-tricks recipe (BNNeck, CE + triplet, PK batches)."""
+    with friendly_errors(as_json):
+        from reid.train import TrainConfig
+        from reid.train import train as run
+
+        cfg = TrainConfig(
+            data=data,
+            arch=arch,
+            out=out,
+            epochs=epochs,
+            batch_size=batch_size,
+            num_instances=num_instances,
+            lr=lr,
+            schedule=schedule,  # type: ignore[arg-type]  (validated in TrainConfig)
+            eval_every=eval_every,
+            resume=resume,
+            device=device,
+            max_images_per_epoch=max_images_per_epoch,
+            seed=seed,
+            imagenet=imagenet,
+            weights=weights,
+            center_loss_weight=center_loss,
+            workers=workers,
+            threads=threads,
+        )
+        with progress_bar(not as_json) as update:
+            summary = run(cfg, progress=update)
+    summary.pop("batch_losses", None)
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+        return
+    table = Table(title=f"training run {summary['run']}", show_header=False)
+    last = summary["epochs_run"][-1] if summary["epochs_run"] else {}
+    rows = [
+        ("model", f"{summary['arch']} on {summary['device']}"),
+        ("identities / images", f"{summary['num_classes']} / {summary['train_images']}"),
+        ("epochs", f"{summary['start_epoch']}..{summary['epochs']}"),
+        ("last loss (ce + triplet)", f"{last.get('loss', '-')}"),
+        ("images/s (last epoch)", f"{last.get('images_per_s', '-')}"),
+        ("best mAP", f"{summary['best_mAP']} % at epoch {summary['best_epoch']}"),
+        ("checkpoints", f"{summary['last']}, {summary['best'] or '-'}"),
+        ("log", summary["log"]),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    out_console.print(table)
+
+
+def models(
+    pattern: str = typer.Argument("", help="Only names containing this, e.g. 128x64."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the registered models: input size, embedding dim, parameters, GMACs per image."""
+    with friendly_errors(as_json):
+        from reid.models import list_models
+        from reid.models.profile import model_stats
+
+        stats = [model_stats(name) for name in list_models(pattern)]
+    if as_json:
+        typer.echo(json.dumps(stats, sort_keys=True))
+        return
+    table = Table(title="registered models")
+    for col in ("name", "input (h x w)", "embed dim", "params (M)", "GMACs"):
+        table.add_column(col, justify="left" if col == "name" else "right")
+    for s in stats:
+        h, w = s["input_size"]
+        table.add_row(
+            s["name"],
+            f"{h} x {w}",
+            str(s["embed_dim"]),
+            f"{s['params_m']:.2f}",
+            f"{s['gmacs']:.3f}",
+        )
+    out_console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``models`` to the app (called by ``reidtrace.cli``)."""
+    app.command()(train)
+    app.command()(models)
