@@ -227,7 +227,6 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: temp)")
     ap.add_argument("--tfconv-venv", type=Path, default=Path("/tmp/tfconv"))
     args = ap.parse_args()
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     work = args.work or Path(tempfile.mkdtemp(prefix="nanodet-"))
     work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
