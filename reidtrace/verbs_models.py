@@ -36,14 +36,18 @@ def train(
     imagenet: bool | None = typer.Option(
         None,
         "--imagenet/--no-imagenet",
-        help="ImageNet init [default: on for MobileNetV2, the only weights available offline].",
+        help="ImageNet init (default: on for MobileNetV2, the only weights available offline).",
     ),
     weights: Path | None = typer.Option(
         None, help="Start from these weights (our checkpoint or a torchreid model-zoo file)."
     ),
     center_loss: float = typer.Option(0.0, help="Centre-loss weight (the recipe's 5e-4; 0 = off)."),
-    workers: int | None = typer.Option(None, help="Loader processes [default: measured best]."),
-    threads: int | None = typer.Option(None, help="torch CPU threads [default: measured best]."),
+    workers: int | None = typer.Option(
+        None, help="Loader processes (default: the measured best, 1 on 2 cores)."
+    ),
+    threads: int | None = typer.Option(
+        None, help="torch CPU threads (default: the measured best, 1 on 2 cores)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a ReID model with the bag-of-tricks recipe (BNNeck, CE + triplet, PK batches)."""

@@ -61,7 +61,7 @@ class ReIDNet(nn.Module):
         return fc(v) if fc is not None else v
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        """Training: ``(logits, pre-BN feature)``; eval: L2-normalised post-BN ``(n, embed_dim)``."""
+        """Training: ``(logits, pre-BN feature)``; eval: unit post-BN ``(n, embed_dim)``."""
         feat = self.global_feature(x)
         neck = self.bnneck(feat)
         if self.training:
