@@ -186,12 +186,8 @@ def _score_chunk(
     return ap, inp, np.where(valid, first, 0), valid
 
 
-def cosine_distmat(query_feats: np.ndarray, gallery_feats: np.ndarray) -> np.ndarray:
-    """``1 - cos`` between every query and gallery feature, float32 in [0, 2].
-
-    Features are L2-normalised here (zero vectors stay zero and get distance 1 to everything),
-    so raw embeddings and unit-length ones give the same matrix.
-    """
+def unit_pair(query_feats: np.ndarray, gallery_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Query and gallery features as float32 unit rows (zero rows stay zero), checked to match."""
     q = np.asarray(query_feats, dtype=np.float32)
     g = np.asarray(gallery_feats, dtype=np.float32)
     if q.ndim != 2 or g.ndim != 2:
@@ -203,5 +199,15 @@ def cosine_distmat(query_feats: np.ndarray, gallery_feats: np.ndarray) -> np.nda
         )
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+    return q, g
+
+
+def cosine_distmat(query_feats: np.ndarray, gallery_feats: np.ndarray) -> np.ndarray:
+    """``1 - cos`` between every query and gallery feature, float32 in [0, 2].
+
+    Features are L2-normalised here (zero vectors stay zero and get distance 1 to everything),
+    so raw embeddings and unit-length ones give the same matrix.
+    """
+    q, g = unit_pair(query_feats, gallery_feats)
     dist = 1.0 - q @ g.T
     return np.asarray(dist, dtype=np.float32)

@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from reid.errors import ReidTraceError
+from reid.evaluation import unit_pair
 
 __all__ = ["k_reciprocal_rerank", "query_expansion"]
 
@@ -127,15 +128,7 @@ def _check_params(k1: int, k2: int, lambda_value: float) -> None:
 
 
 def _unit_pair(query_feats: np.ndarray, gallery_feats: np.ndarray) -> tuple[np.ndarray, ...]:
-    q = np.asarray(query_feats, dtype=np.float32)
-    g = np.asarray(gallery_feats, dtype=np.float32)
-    if q.ndim != 2 or g.ndim != 2:
-        raise ValueError(f"features must be 2-D (n, dim), got {q.shape} and {g.shape}")
-    if q.shape[1] != g.shape[1]:
-        raise ReidTraceError(
-            f"query features have dim {q.shape[1]} but gallery features have dim {g.shape[1]}",
-            hint="embed query and gallery with the same model",
-        )
+    q, g = unit_pair(query_feats, gallery_feats)
     if len(q) == 0 or len(g) == 0:
         raise ReidTraceError(
             f"nothing to re-rank: {len(q)} queries and {len(g)} gallery entries",
@@ -145,7 +138,7 @@ def _unit_pair(query_feats: np.ndarray, gallery_feats: np.ndarray) -> tuple[np.n
         raise ReidTraceError(
             "features have NaN or infinite values", hint="check the model and the images"
         )
-    return _normalise(q), _normalise(g)
+    return q, g
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

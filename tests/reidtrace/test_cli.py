@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from reidtrace.cli import main
+from tests.cli_helpers import one_line_error, run
 
 TINY_ARGS = [
     "--seed",
@@ -18,22 +18,6 @@ TINY_ARGS = [
     "--minutes",
     "0.05",
 ]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exc.value.code or 0, out, err
-
-
-def one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and needle in lines[0], err
-    assert "Traceback" not in err
 
 
 def test_help_lists_every_verb(capsys) -> None:

@@ -12,29 +12,13 @@ from pathlib import Path
 import pytest
 
 from reid.synth.crops import CropsConfig, generate_crops
-from reidtrace.cli import main
+from tests.cli_helpers import one_line_error, run
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 METRIC_KEYS = {"mAP", "rank1", "rank5", "rank10", "mINP", "num_query", "num_gallery"}
 RUN_KEYS = {"model", "rerank", "flip", "seconds"}
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exc.value.code or 0, out, err
-
-
-def one_line_error(code: int, err: str, needle: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:") and needle in lines[0], err
-    assert "Traceback" not in err
 
 
 @pytest.fixture(scope="module", autouse=True)
