@@ -26,7 +26,7 @@ PETS = (
 TARGET_X_REALTIME = 5.0
 
 
-def _bench_sources(name: str, sources: list[Source], cfg: IngestConfig, db_url: str) -> dict:
+def _bench_sources(sources: list[Source], cfg: IngestConfig, db_url: str) -> dict:
     frames = 0
     seconds = 0.0
     stages = dict.fromkeys(STAGES, 0.0)
@@ -71,10 +71,10 @@ def bench_ingest(
         generate_world(world, world_config or WorldConfig(seed=7), progress=progress)
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(make_engine(db_url))
-        out["synthetic"] = _bench_sources("synthetic", discover_sources([world]), cfg, db_url)
+        out["synthetic"] = _bench_sources(discover_sources([world]), cfg, db_url)
         if pets is not None and pets.is_file():
             src = Source(pets, "pets_view001", None)
-            out["pets"] = _bench_sources("pets", [src], cfg, db_url)
+            out["pets"] = _bench_sources([src], cfg, db_url)
         else:
             out["pets"] = {"skipped": f"{pets} not found"}
     return out

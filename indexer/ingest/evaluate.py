@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from indexer.ingest.sources import discover_sources
@@ -99,7 +98,3 @@ def export_tracks(
     out = Path(out)
     write_mot(out, dets)
     return out
-
-
-def dump(obj: dict) -> str:
-    return json.dumps(obj, sort_keys=True)

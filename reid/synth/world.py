@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
-import math
 import os
 import queue as queue_mod
 from collections import defaultdict
@@ -436,22 +434,3 @@ def write_market(
         "distractors": sum(1 for e in entries if e[1] == 0),
         "junk": sum(1 for e in entries if e[1] == -1),
     }
-
-
-def load_cameras(world: str | Path) -> list[dict]:
-    """Read a world's ``cameras.json`` (also what ``reidtrace ingest`` reads for a folder)."""
-    path = Path(world) / "cameras.json"
-    if not path.is_file():
-        raise ReidTraceError(f"no cameras.json in {world}", hint="run `reidtrace synth` first")
-    try:
-        return json.loads(path.read_text())["cameras"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ReidTraceError(f"{path} is not a valid cameras.json: {err}") from err
-
-
-def seconds_to_hms(s: float) -> str:
-    return (
-        f"{int(s // 3600):02d}:{int(s % 3600 // 60):02d}:{s % 60:04.1f}"
-        if math.isfinite(s)
-        else "-"
-    )
