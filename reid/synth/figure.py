@@ -49,6 +49,12 @@ _CLOTH_LO, _CLOTH_HI = M_TOP, M_HAT
 # Part kinds.
 _FILL, _FLAT, _SHADOW, _FOLD, _LINE, _SOFT = range(6)
 
+STANCE_STRIDE = 0.3  # the leg spread of a standing person, as a share of a walking stride
+_STANCE_SPLAY = math.sin(math.radians(4.0))
+# Form shading of a filled part: its outer band and its rim, relative to the lit core. Cloth
+# on a limb or torso turns away from the light toward the silhouette; flatter shading read as
+# cardboard cut-outs to a COCO detector.
+_SHADE_BASE, _SHADE_RIM = 0.62, 0.45
 _SHIFT = 3  # fixed-point bits for sub-pixel polygon vertices
 _FP = float(1 << _SHIFT)
 
@@ -301,12 +307,24 @@ def render_figure(
         raise ValueError(f"render_figure: stride must be in [0, 1], got {stride!r}")
     hpx = float(height_px)
     lx = -math.sin(math.radians(light_deg))  # image-x direction the light comes from
-    parts, ground, foot_x, neck_xy = _build(app, view_deg, phase % 1.0, float(stride), hpx, lx)
+    phase, stride = phase % 1.0, float(stride)
+    relax = 1.0 - stride
+    if stride < STANCE_STRIDE:
+        # nobody stands to attention: a relaxed stance has one foot a little ahead of the other
+        # (the weight on the back leg); ``phase`` only picks which foot
+        phase, stride = (0.25 if phase < 0.5 else 0.75), STANCE_STRIDE
+    parts, ground, foot_x, neck_xy = _build(app, view_deg, phase, stride, hpx, lx, relax)
     return _rasterize(parts, app, hpx, ground, foot_x, neck_xy, light_deg, int(seed))
 
 
 def _build(
-    app: Appearance, view_deg: float, phase: float, stride: float, hpx: float, lx: float
+    app: Appearance,
+    view_deg: float,
+    phase: float,
+    stride: float,
+    hpx: float,
+    lx: float,
+    relax: float = 0.0,
 ) -> tuple[_Parts, float, float, tuple[float, float]]:
     """All parts as polygons in height units (x right, y down, y = -up); see the module doc."""
     th = math.radians(view_deg % 360.0)
@@ -369,10 +387,19 @@ def _build(
             - math.radians(30.0) * max(0.0, math.cos(al - 1.5 * math.pi)) ** 2
         )
         hx = sg * 0.050 * hw
+        splay = sg * relax * _STANCE_SPLAY  # standing feet sit about hip-width apart
         hip = (hx, 0.0, _HIP_U)
-        knee = (hx * 0.93, _THIGH * math.sin(th_h), _HIP_U - _THIGH * math.cos(th_h))
+        knee = (
+            hx * 0.93 + _THIGH * splay,
+            _THIGH * math.sin(th_h),
+            _HIP_U - _THIGH * math.cos(th_h),
+        )
         sa = th_h - knee_flex
-        ankle = (hx * 0.88, knee[1] + _SHIN * math.sin(sa), knee[2] - _SHIN * math.cos(sa))
+        ankle = (
+            knee[0] - hx * 0.05 + _SHIN * splay,
+            knee[1] + _SHIN * math.sin(sa),
+            knee[2] - _SHIN * math.cos(sa),
+        )
         cp, sp = math.cos(pitch), math.sin(pitch)
         fl = sole_prof[:, 0] * cp - sole_prof[:, 1] * sp + ankle[1]
         ul = sole_prof[:, 0] * sp + sole_prof[:, 1] * cp + ankle[2]
@@ -596,12 +623,14 @@ def _build(
         amp = amp_arm * (0.35 if carry else 1.0)
         alpha = -amp * math.sin(al)
         swing = max(0.0, alpha / amp_arm) if amp_arm > 0 else 0.0
-        elbow_flex = math.radians(6.0) + stride * math.radians(8.0 + 26.0 * swing)
+        elbow_flex = math.radians(6.0 + 14.0 * relax) + stride * math.radians(8.0 + 26.0 * swing)
         if carry:
             elbow_flex = math.radians(4.0)
         sx = sg * 0.110 * sw
         shf = lean_f(_SHOULDER_U)
         sho = (sx, shf, _SHOULDER_U)
+        out = sg * relax * 0.012  # relaxed arms hang a little away from the body
+        sx += out
         elb = (
             sx + sg * 0.010,
             shf + _UPPER_ARM * math.sin(alpha),
@@ -952,14 +981,14 @@ def _rasterize(
         v = sh * expo * 128.0
         if kind == _FILL:
             fill(lab, qq, mat, l8, _SHIFT)
-            fill(shade, qq, min(255, int(v * 0.84)), l8, _SHIFT)
+            fill(shade, qq, min(255, int(v * _SHADE_BASE)), l8, _SHIFT)
             for (_, _, mult), lq in zip(layers, lay_q, strict=True):
                 fill(shade, [lq[a:b]], min(255, int(v * mult)), l8, _SHIFT)
-            poly(shade, qq, True, int(v * 0.62), outline_t, l8, _SHIFT)
+            poly(shade, qq, True, int(v * _SHADE_RIM), outline_t, l8, _SHIFT)
         elif kind == _FLAT:
             fill(lab, qq, mat, l8, _SHIFT)
             fill(shade, qq, min(255, int(v)), l8, _SHIFT)
-            poly(shade, qq, True, int(v * 0.62), outline_t, l8, _SHIFT)
+            poly(shade, qq, True, int(v * _SHADE_RIM), outline_t, l8, _SHIFT)
         elif kind == _SHADOW:
             fill(shade, qq, min(255, int(v)), l8, _SHIFT)
         elif kind == _SOFT:

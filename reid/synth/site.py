@@ -197,17 +197,18 @@ class CameraRig:
 
 
 # cam1 and cam2 overlap on the plaza from opposite sides; cam3 is a close corridor view (people up
-# to ~250 px); cam4 watches the far hall from high up (people ~40 px). The rest extend the site.
+# to ~250 px); cam4 watches the far hall from high up (people ~40-80 px). The rest extend the site.
+# Blur is modest: 480x360 footage is usually downscaled from a larger sensor, which sharpens it.
 # One camera per row reads better than one value per row.
 # fmt: off
 RIGS: tuple[CameraRig, ...] = tuple(
     CameraRig(name, pos, yaw, pitch, f, gain, cast, gamma, blur, noise, jpeg, offset)
     for name, pos, yaw, pitch, f, gain, cast, gamma, blur, noise, jpeg, offset in [
         # name, position (m), yaw, pitch, focal, gain, BGR cast, gamma, blur, noise, JPEG q, clock
-        ("cam1", (7.0, 2.0, 5.5), 42.0, 24.0, 600, 1.05, (1.0, 1.0, 1.04), 1.0, 0.4, 2.5, 75, 0.0),
-        ("cam2", (31.0, 25.0, 4.0), 218.0, 16.0, 620, 0.92, (1.1, 1.0, 0.9), 1.1, 0.7, 3.0, 70, 1.37),
-        ("cam3", (66.0, 13.0, 2.8), 0.0, 10.0, 700, 1.0, (0.95, 1.02, 1.08), 0.9, 0.5, 2.0, 80, 2.91),
-        ("cam4", (30.0, 60.0, 8.0), 90.0, 30.0, 420, 0.85, (1.08, 1.05, 0.85), 1.2, 1.0, 4.0, 60, 0.62),
+        ("cam1", (7.0, 2.0, 5.5), 42.0, 28.0, 600, 1.05, (1.0, 1.0, 1.04), 1.0, 0.3, 2.5, 75, 0.0),
+        ("cam2", (31.0, 25.0, 4.0), 218.0, 19.0, 620, 0.92, (1.1, 1.0, 0.9), 1.1, 0.45, 3.0, 70, 1.37),
+        ("cam3", (66.0, 13.0, 3.6), 0.0, 14.0, 700, 1.0, (0.95, 1.02, 1.08), 0.9, 0.35, 2.0, 80, 2.91),
+        ("cam4", (30.0, 60.0, 6.5), 90.0, 24.0, 540, 0.95, (1.06, 1.04, 0.9), 1.05, 0.45, 4.0, 60, 0.62),
         ("cam5", (56.0, 56.0, 5.0), -45.0, 22.0, 420, 1.1, (0.9, 1.0, 1.1), 1.0, 0.6, 3.0, 70, 4.2),
         ("cam6", (106.0, 16.0, 4.0), 180.0, 14.0, 470, 0.95, (1.0, 0.96, 1.0), 0.95, 0.8, 3.5, 65, 3.3),
         ("cam7", (24.0, 34.0, 4.5), 270.0, 22.0, 400, 1.0, (1.05, 1.0, 0.95), 1.05, 0.5, 2.5, 75, 5.1),
@@ -224,6 +225,25 @@ TEX_ORIGIN = (-40.0, -40.0)
 TEX_SIZE_M = (180.0, 170.0)
 
 
+GROUT = 0.9
+
+
+def _mottle(rng: np.random.Generator, h: int, w: int, std: float) -> np.ndarray:
+    """Ground wear and stains: mostly broad blotches (~0.5-2 m), a little fine grain.
+
+    Real paving seen from a few metres is smooth at the scale of a person; i.i.d. noise per
+    10 cm texel looked like coarse gravel, and that clutter hid people from a COCO detector
+    (real PETS people pasted into such scenes were missed too, see docs/detectors.md).
+    """
+    coarse = cv2.resize(
+        rng.normal(0, 1, (h // 8 + 2, w // 8 + 2)).astype(np.float32),
+        (w + 16, h + 16),
+        interpolation=cv2.INTER_CUBIC,
+    )[8 : 8 + h, 8 : 8 + w]
+    fine = rng.normal(0, 1, (h, w)).astype(np.float32)
+    return (std * (0.85 * coarse + 0.35 * fine))[..., None]
+
+
 @cache
 def ground_texture(seed: int) -> np.ndarray:
     """The whole site's ground as one BGR image (asphalt, paving, grass, walkways, markings)."""
@@ -235,7 +255,7 @@ def ground_texture(seed: int) -> np.ndarray:
 
     grass = np.empty((h, w, 3), np.float32)
     grass[:] = (55, 120, 85)
-    grass += rng.normal(0, 14, (h, w, 1)).astype(np.float32) * np.array([0.6, 1.0, 0.7], np.float32)
+    grass += _mottle(rng, h, w, 10.0) * np.array([0.6, 1.0, 0.7], np.float32)
     tex = grass
     # walkways: asphalt bands along the graph edges
     asphalt = np.zeros((h, w), np.uint8)
@@ -244,34 +264,29 @@ def ground_texture(seed: int) -> np.ndarray:
     for (cx, cy), r in ZONES.values():
         cv2.circle(asphalt, px(cx, cy), int((r + 3) * TEX_PX_PER_M), 255, -1)
     stone = np.full((h, w, 3), (120, 125, 128), np.float32)
-    stone += rng.normal(0, 9, (h, w, 1)).astype(np.float32)
+    stone += _mottle(rng, h, w, 6.0)
     m = (asphalt > 0)[..., None]
     tex = np.where(m, stone, tex)
     # plaza paving: light tiles with grout lines every 1.5 m
     plaza = np.zeros((h, w), np.uint8)
     cv2.rectangle(plaza, px(2, 0), px(36, 28), 255, -1)
-    tiles = np.full((h, w, 3), (165, 170, 178), np.float32) + rng.normal(0, 6, (h, w, 1)).astype(
-        np.float32
-    )
+    tiles = np.full((h, w, 3), (165, 170, 178), np.float32) + _mottle(rng, h, w, 5.0)
     step = int(1.5 * TEX_PX_PER_M)
-    tiles[::step] *= 0.75
-    tiles[:, ::step] *= 0.75
+    # grout joints are ~1 cm wide: at 10 cm per texel they only tint their texel row a little
+    tiles[::step] *= GROUT
+    tiles[:, ::step] *= GROUT
     tex = np.where((plaza > 0)[..., None], tiles, tex)
     # corridor: dark floor with a lane marking
     cor = np.zeros((h, w), np.uint8)
     cv2.rectangle(cor, px(58, 9), px(104, 17), 255, -1)
-    floor = np.full((h, w, 3), (95, 100, 108), np.float32) + rng.normal(0, 7, (h, w, 1)).astype(
-        np.float32
-    )
+    floor = np.full((h, w, 3), (95, 100, 108), np.float32) + _mottle(rng, h, w, 5.0)
     tex = np.where((cor > 0)[..., None], floor, tex)
     for x in range(60, 104, 3):
         cv2.line(tex, px(x, 13), px(x + 1.5, 13), (210, 215, 220), 2)
     # hall: warm paving
     hall = np.zeros((h, w), np.uint8)
     cv2.rectangle(hall, px(20, 66), px(41, 92), 255, -1)
-    warm = np.full((h, w, 3), (120, 150, 175), np.float32) + rng.normal(0, 8, (h, w, 1)).astype(
-        np.float32
-    )
+    warm = np.full((h, w, 3), (120, 150, 175), np.float32) + _mottle(rng, h, w, 6.0)
     tex = np.where((hall > 0)[..., None], warm, tex)
     return np.clip(tex, 0, 255).astype(np.uint8)
 
