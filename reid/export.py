@@ -54,14 +54,18 @@ def export_onnx(
     opset: int = 17,
     input_size: tuple[int, int] | None = None,
     extra_metadata: dict[str, str] | None = None,
+    flip: bool = False,
 ) -> Path:
     """Export a ReIDNet (anything with ``.info`` like ``reid.models.ModelInfo``) to ONNX.
 
     ``input_size`` (height, width) overrides ``model.info.input_size``: the backbones are fully
     convolutional with global pooling, so a smaller size makes a faster (less accurate) model;
     the size actually exported is what the metadata records. ``extra_metadata`` adds
-    provenance entries (the contract keys cannot be overridden). The model is exported and
-    verified in eval mode and left in the mode it came in. Returns the written path.
+    provenance entries (the contract keys cannot be overridden). ``flip=True`` bakes
+    test-time flip averaging into the graph (each crop's embedding is the normalised sum of its
+    own and its mirror image's): every caller of the file gets it, at twice the compute. The
+    model is exported and verified in eval mode and left in the mode it came in. Returns the
+    written path.
     """
     out = Path(out_path)
     if out.suffix.lower() != ".onnx":
@@ -91,6 +95,9 @@ def export_onnx(
         arch=info.name,
     )
     meta = {**(extra_metadata or {}), **contract.to_metadata(_version())}
+    if flip:
+        meta["flip_average"] = "1"
+        model = FlipAverage(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     # not mkstemp: its 0600 mode would survive the rename; a random name avoids collisions
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -114,6 +121,20 @@ def export_onnx(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return out
+
+
+class FlipAverage(nn.Module):
+    """``normalize(f(x) + f(mirror(x)))``: test-time flip averaging as part of the model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.info = model.info
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = self.model(torch.cat([x, x.flip(3)], dim=0))
+        n = x.shape[0]
+        return torch.nn.functional.normalize(both[:n] + both[n:], dim=1)
 
 
 def _torch_export(model: nn.Module, path: Path, contract: InputContract, opset: int) -> None:
@@ -168,7 +189,7 @@ def _verify(model: nn.Module, path: Path, contract: InputContract) -> float:
 
 
 def export_checkpoint(
-    checkpoint_path: str | Path, out_path: str | Path, *, opset: int = 17
+    checkpoint_path: str | Path, out_path: str | Path, *, opset: int = 17, flip: bool = False
 ) -> Path:
     """Export a reidtrace training checkpoint (``reid.models.load_checkpoint``) to ONNX.
 
@@ -186,4 +207,4 @@ def export_checkpoint(
     extra = {"checkpoint": src.name}
     if meta.get("epoch") is not None:
         extra["epoch"] = str(meta["epoch"])
-    return export_onnx(model.cpu(), out_path, opset=opset, extra_metadata=extra)
+    return export_onnx(model.cpu(), out_path, opset=opset, extra_metadata=extra, flip=flip)

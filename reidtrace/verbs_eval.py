@@ -72,6 +72,11 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="The ONNX file to write (FILE.onnx)."),
         opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+        flip: bool = typer.Option(
+            False,
+            "--flip",
+            help="Bake flip averaging into the model (each crop with its mirror image; 2x cost).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Export a checkpoint to ONNX for the embedder, verified against PyTorch."""
@@ -89,7 +94,7 @@ def register(app: typer.Typer) -> None:
                 ) from err
 
             t0 = time.perf_counter()
-            path = export_checkpoint(checkpoint, out, opset=opset)
+            path = export_checkpoint(checkpoint, out, opset=opset, flip=flip)
             seconds = time.perf_counter() - t0
             contract = OnnxEmbedder(path, threads=1).contract
         report = {
@@ -99,6 +104,7 @@ def register(app: typer.Typer) -> None:
             "input_width": contract.width,
             "embed_dim": contract.embed_dim,
             "opset": opset,
+            "flip": flip,
             "bytes": path.stat().st_size,
             "seconds": round(seconds, 3),
         }
@@ -107,6 +113,6 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(
             f"wrote {path} ({report['bytes'] / 1e6:.1f} MB): {contract.arch}, input "
-            f"{contract.height}x{contract.width} RGB, {contract.embed_dim}-d embeddings; "
-            f"ONNX Runtime matches PyTorch ({seconds:.1f} s)"
+            f"{contract.height}x{contract.width} RGB, {contract.embed_dim}-d embeddings"
+            f"{', flip-averaged' if flip else ''}; ONNX Runtime matches PyTorch ({seconds:.1f} s)"
         )

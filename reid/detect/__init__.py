@@ -7,7 +7,8 @@ detector, so a name in a config file maps to exactly one implementation:
 ``nanodet``        bundled NanoDet COCO detector, INT8 (the default; same people as float)
 ``nanodet-float``  the same network in float32 (reference for the INT8 one)
 ``nanodet-int8``   explicit INT8 (what ``nanodet`` currently means)
-``onnx``           a user's ``.onnx`` file: ``path=``, ``format="nanodet" | "yolo" | "centernet"``
+``centernet``      bundled CenterNet (MobileNetV3) COCO detector: more recall, ~3x the time
+``onnx``           a user's ``.onnx`` file: ``path=``, ``format=`` nanodet, yolo, centernet, boxes
 ``hog``            OpenCV HOG people detector (``upscale=2`` for 40-90 px people)
 ``mog2``           background subtraction for static cameras (needs frames in order; warm-up)
 ``oracle``         ground-truth boxes from a MOTChallenge ``gt.txt`` (``gt_path=``)
@@ -23,6 +24,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from reid.detect.centernet import CenterNetDetector
 from reid.detect.hog import HogDetector
 from reid.detect.mog2 import Mog2Detector
 from reid.detect.nanodet import DEFAULT_PRECISION, NanoDetDetector
@@ -32,6 +34,7 @@ from reid.errors import ReidTraceError
 from reid.protocols import Detector
 
 __all__ = [
+    "CenterNetDetector",
     "HogDetector",
     "Mog2Detector",
     "NanoDetDetector",
@@ -45,6 +48,7 @@ _REGISTRY: dict[str, tuple[Callable[..., Detector], dict[str, Any]]] = {
     "nanodet": (NanoDetDetector, {"precision": DEFAULT_PRECISION}),
     "nanodet-float": (NanoDetDetector, {"precision": "float"}),
     "nanodet-int8": (NanoDetDetector, {"precision": "int8"}),
+    "centernet": (CenterNetDetector, {}),
     "onnx": (OnnxDetector, {}),
     "hog": (HogDetector, {}),
     "mog2": (Mog2Detector, {}),

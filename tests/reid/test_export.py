@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -157,3 +158,24 @@ def test_export_checkpoint(model: torch.nn.Module, tmp_path: Path) -> None:
     assert meta["input_height"] == "256" and meta["input_width"] == "128"
     with pytest.raises(ReidTraceError, match="does not exist"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "x.onnx")
+
+
+def test_flip_averaging_is_baked_into_the_graph(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    tiny = Tiny().eval()
+    out = export_onnx(tiny, tmp_path / "flip.onnx", flip=True)
+    proto = onnx.load(str(out))
+    assert {p.key: p.value for p in proto.metadata_props}["flip_average"] == "1"
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).normal(size=(3, 3, 32, 16)).astype(np.float32)
+    got = session.run(None, {name: x})[0]
+    mirrored = session.run(None, {name: x[..., ::-1].copy()})[0]
+    # a crop and its mirror image get the same embedding, which a plain model does not give
+    np.testing.assert_allclose(got, mirrored, atol=1e-5)
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        want = torch.nn.functional.normalize(tiny(t) + tiny(t.flip(3)), dim=1).numpy()
+        plain = tiny(t).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert np.abs(got - plain).max() > 1e-3

@@ -124,15 +124,16 @@ def test_export_verb(checkpoint: Path, tmp_path: Path, capsys) -> None:
 def test_export_verb_human_output(
     checkpoint: Path, onnx_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    def fake_export(src: Path, out: Path, *, opset: int) -> Path:  # the export itself is above
-        assert (src, opset) == (checkpoint, 18)
+    def fake_export(src: Path, out: Path, *, opset: int, flip: bool) -> Path:  # tested above
+        assert (src, opset, flip) == (checkpoint, 18, True)
         return Path(shutil.copyfile(onnx_model, out))
 
     monkeypatch.setattr("reid.export.export_checkpoint", fake_export)
     out_path = tmp_path / "m.onnx"
     argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out_path), "--opset", "18"]
-    code, out, _ = run(argv, capsys)
+    code, out, _ = run([*argv, "--flip"], capsys)
     assert code == 0 and "ONNX Runtime matches PyTorch" in out and str(out_path) in out
+    assert "flip-averaged" in out
 
 
 @pytest.mark.parametrize(

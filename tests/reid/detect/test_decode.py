@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reid.detect.decode import DecodeError, decode_centernet, decode_nanodet, decode_yolo
+from reid.detect.decode import (
+    DecodeError,
+    decode_boxes,
+    decode_centernet,
+    decode_nanodet,
+    decode_yolo,
+)
 
 INPUT = (416, 416)
 GRIDS = {8: 52, 16: 26, 32: 13}
@@ -120,3 +126,20 @@ def test_centernet_sigmoids_logit_heatmaps() -> None:
     )
     np.testing.assert_allclose(scores, [1 / (1 + np.exp(-2.0))], rtol=1e-5)
     np.testing.assert_allclose(xyxy, [[20, 12, 28, 20]])
+
+
+def test_decoded_boxes_keep_person_rows_above_the_score() -> None:
+    rows = np.array(
+        [
+            [10, 20, 50, 120, 0.9, 0],  # person
+            [15, 25, 55, 125, 0.3, 0],  # person, below the score
+            [60, 20, 90, 60, 0.95, 2],  # a car
+            [0, 0, 0, 0, np.nan, 0],  # padding row of a fixed-size output
+        ],
+        np.float32,
+    )[None]
+    xyxy, scores = decode_boxes(rows, min_score=0.4)
+    np.testing.assert_array_equal(xyxy, [[10, 20, 50, 120]])
+    np.testing.assert_allclose(scores, [0.9])
+    with pytest.raises(DecodeError, match=r"\[1, N, 6\]"):
+        decode_boxes(np.zeros((1, 10, 5), np.float32), min_score=0.4)

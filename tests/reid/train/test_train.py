@@ -168,3 +168,20 @@ def test_cli_models_lists_the_registry(capsys) -> None:
     rows = json.loads(out)
     assert code == 0 and {r["name"] for r in rows} >= {ARCH, "mobilenetv2_x1_0_128x64"}
     assert all(r["input_size"] == [128, 64] and r["params_m"] > 0 for r in rows)
+
+
+def test_stop_after_ends_early_on_the_long_schedule(tiny_market: Path, tmp_path: Path) -> None:
+    kw = dict(epochs=4, eval_every=0, max_images_per_epoch=32)
+    train(config(tiny_market, tmp_path / "boxed", stop_after=1, **kw))
+    rows = log_rows(tmp_path / "boxed")
+    assert [r["epoch"] for r in rows] == ["1"]
+    # the learning rate follows the 4-epoch schedule (near its peak), not a 1-epoch one
+    sched = LRSchedule(3.5e-4, 4, TrainConfig(data=".", arch=ARCH, out=".", epochs=4).warmup_epochs)
+    lr_last_batch = sched.base_lr * sched.factor(0.5)  # 2 batches: the last starts at 0.5
+    assert float(rows[0]["lr"]) == pytest.approx(lr_last_batch, rel=1e-2)
+    assert lr_last_batch > 1.5 * 3.5e-4 * LRSchedule(3.5e-4, 1, 1 / 12).factor(0.5)
+    again = train(config(tiny_market, tmp_path / "boxed", resume=True, **kw))
+    assert again["start_epoch"] == 2
+    assert [r["epoch"] for r in log_rows(tmp_path / "boxed")] == ["1", "2", "3", "4"]
+    with pytest.raises(ReidTraceError, match="stop_after"):
+        config(tiny_market, tmp_path / "x", epochs=2, stop_after=3).validate()
