@@ -16,6 +16,7 @@ from indexer.ingest.evaluate import evaluate_tracking, export_tracks
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.models import Detection, Sighting, Video
 from reid.data.mot import read_mot
+from reid.errors import ReidTraceError
 from reid.settings import IndexSettings
 
 
@@ -114,6 +115,28 @@ def test_bad_files_fail_alone(tmp_path, tiny_world, tiny_embedder) -> None:
     assert status["junk.avi"][0] == "failed" and status["junk.avi"][1]
     assert status["truncated.mp4"][0] in ("done", "failed")  # what is readable, or a reason
     assert not report["ok"]
+
+
+def test_a_detector_that_cannot_be_built_stops_the_run_before_any_video(
+    tmp_path, tiny_world, tiny_embedder
+) -> None:
+    root, _ = tiny_world
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = IngestConfig(
+        detector="nanodet", detector_options={"treshold": 0.5}, embedder_path=str(tiny_embedder)
+    )
+    with pytest.raises(ReidTraceError, match="unknown options") as err:
+        ingest(
+            [root / "cam1" / "video.mp4"],
+            db_url=f"sqlite:///{home / 'db.sqlite'}",
+            index_path=home / "i.faiss",
+            index_settings=IndexSettings(),
+            cfg=cfg,
+            start="2026-01-01T00:00:00Z",
+        )
+    assert "score_threshold" in (err.value.hint or "")
+    assert not (home / "db.sqlite").exists() and not (home / "i.faiss").exists()
 
 
 def test_process_pool_gives_the_same_rows(world, tmp_path, tiny_embedder) -> None:
