@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
         ),
         appearance: str = typer.Option("histogram", help="Tracking cue: histogram or reid."),
         stride: int = typer.Option(1, help="Detect every Nth frame."),
+        low_score: float = typer.Option(
+            0.15,
+            help="Weak boxes down to this score may continue existing tracks (0 = off: the "
+            "detector's own threshold only).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -66,6 +71,7 @@ def register(app: typer.Typer) -> None:
                 embedder_path=_model_path(model, s.reid_model),
                 appearance=appearance,
                 detect_stride=stride,
+                low_score=low_score or None,
             )
             n = workers or s.workers or (os.cpu_count() or 1)
             with progress_bar(not as_json) as update:

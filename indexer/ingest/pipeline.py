@@ -54,6 +54,9 @@ class IngestConfig:
     max_age: int = 30
     n_init: int = 3
     max_cosine_distance: float = 0.3
+    # two-stage association: the detector reports boxes down to ``low_score``; those under its
+    # own threshold may only continue tracks (reid.track.deepsort); None = one stage
+    low_score: float | None = 0.15
     threads: int | None = None  # ONNX Runtime threads per process
 
     def validate(self) -> IngestConfig:
@@ -61,6 +64,11 @@ class IngestConfig:
             raise ReidTraceError(
                 f"appearance must be 'histogram' or 'reid', got {self.appearance!r}",
                 hint="histogram is faster; reid uses the ReID model for association",
+            )
+        if self.low_score is not None and not 0.0 <= self.low_score < 1.0:
+            raise ReidTraceError(
+                f"low_score must be in [0, 1), got {self.low_score}",
+                hint="0.15 (the default) or leave it unset for one-stage association",
             )
         if self.detect_stride < 1 or self.chunk_frames < 1 or self.crops_per_track < 1:
             raise ReidTraceError(
@@ -115,6 +123,13 @@ class _Components:
                 )
             opts["gt_path"] = source.gt_path
         self.detector = create_detector(cfg.detector, **opts)
+        # the detector's own threshold becomes the tracker's bar for its first stage, and the
+        # detector is asked for weaker boxes too (only ONNX detectors have a score threshold)
+        self.high_score = 0.0
+        threshold = getattr(self.detector, "score_threshold", None)
+        if cfg.low_score is not None and threshold is not None and cfg.low_score < threshold:
+            self.high_score = float(threshold)
+            self.detector.score_threshold = cfg.low_score
         self.embedder = _embedder(cfg)
         self.times = dict.fromkeys(STAGES, 0.0)
 
@@ -132,11 +147,14 @@ def _embedder(cfg: IngestConfig) -> OnnxEmbedder:
     return _EMBEDDERS[key]
 
 
-def _new_state(cfg: IngestConfig) -> _State:
+def _new_state(cfg: IngestConfig, high_score: float) -> _State:
     return _State(
         version=STATE_VERSION,
         tracker=DeepSortTracker(
-            max_age=cfg.max_age, n_init=cfg.n_init, max_cosine_distance=cfg.max_cosine_distance
+            max_age=cfg.max_age,
+            n_init=cfg.n_init,
+            max_cosine_distance=cfg.max_cosine_distance,
+            high_score=high_score,
         ),
         crops=BestCrops(k=cfg.crops_per_track, min_gap=5),
         last_seen={},
@@ -205,9 +223,9 @@ def ingest_video(
             frames_done, blob = repo.video_checkpoint(session=session, video_id=video_id)
         state = _restore(blob, frames_done, cfg, sessions, video_id)
         report.resumed_from = frames_done if state is not None else 0
-        if state is None:
-            frames_done, state = 0, _new_state(cfg)
         parts = _Components(cfg, source)
+        if state is None:
+            frames_done, state = 0, _new_state(cfg, parts.high_score)
         _run(info, state, frames_done, cfg, parts, sessions, video_id, report, progress)
         with sessions() as session:
             repo.set_video_status(session=session, video_id=video_id, status="done")

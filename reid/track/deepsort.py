@@ -5,6 +5,14 @@ linear assignment) and adapts it to ``Detections``: appearance vectors come from
 detections' ``embedding`` column (or a colour histogram when it is empty), track ids become
 integers, and the boxes of a track's tentative first frames are emitted once the track is
 confirmed, so a track's first frames are not lost.
+
+With ``high_score`` set, association runs in two stages (after ByteTrack, Zhang et al. 2022):
+boxes scoring at least ``high_score`` go through DeepSORT; weaker boxes (the detector is asked
+for them with a lower threshold) can only continue a confirmed track that DeepSORT left
+unmatched in this frame, by IoU with its predicted box. A partly hidden or badly lit person
+whom the detector scores 0.15-0.35 then keeps their track instead of breaking it, while weak
+boxes on clutter never start one. deep-sort-realtime has no such stage, hence the few lines
+here.
 """
 
 from __future__ import annotations
@@ -37,7 +45,17 @@ class DeepSortTracker:
         max_cosine_distance: float = 0.3,
         max_iou_distance: float = 0.7,
         nn_budget: int | None = 50,
+        high_score: float = 0.0,
+        second_iou: float = 0.5,
     ) -> None:
+        if not 0.0 <= high_score <= 1.0 or not 0.0 < second_iou <= 1.0:
+            raise ReidTraceError(
+                f"high_score must be in [0, 1] and second_iou in (0, 1], got {high_score}, "
+                f"{second_iou}",
+                hint="high_score is the detector's usual threshold (0 = one stage); second_iou 0.5",
+            )
+        self.high_score = float(high_score)
+        self.second_iou = float(second_iou)
         if max_age < 1 or n_init < 1:
             raise ReidTraceError(
                 f"tracker needs max_age >= 1 and n_init >= 1, got {max_age}, {n_init}",
@@ -73,6 +91,28 @@ class DeepSortTracker:
             self._ids[key] = len(self._ids) + 1
         return self._ids[key]
 
+    def _second_stage(self, dets: Detections, weak: list[int]) -> None:
+        """Weak boxes continue confirmed tracks DeepSORT left unmatched (IoU, Hungarian)."""
+        from deep_sort_realtime.deep_sort.detection import Detection
+        from scipy.optimize import linear_sum_assignment
+
+        from reid.detect._boxes import box_iou
+
+        ds = self._ds.tracker
+        lost = [t for t in ds.tracks if t.is_confirmed() and t.time_since_update >= 1]
+        if not lost:
+            return
+        predicted = np.array([t.to_tlbr() for t in lost], np.float32)
+        iou = box_iou(predicted, dets.xyxy[weak])
+        for r, c in zip(*linear_sum_assignment(-iou), strict=True):
+            if iou[r, c] < self.second_iou:
+                continue
+            i = weak[c]
+            x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
+            box = Detection([x0, y0, x1 - x0, y1 - y0], float(dets.confidence[i]),
+                            dets.embedding[i], class_name="person", others=i)  # fmt: skip
+            lost[r].update(ds.kf, box)
+
     def update(self, detections: Detections) -> Detections:
         """Feed one frame's detections (all with the same ``frame_idx``)."""
         dets = detections
@@ -84,12 +124,17 @@ class DeepSortTracker:
             ([float(x0), float(y0), float(x1 - x0), float(y1 - y0)], float(c), "person")
             for (x0, y0, x1, y1), c in zip(dets.xyxy, dets.confidence, strict=True)
         ]
-        keep = [i for i, r in enumerate(raw) if r[0][2] > 0 and r[0][3] > 0]
+        valid = [r[0][2] > 0 and r[0][3] > 0 for r in raw]
+        strong = dets.confidence >= getattr(self, "high_score", 0.0)  # old pickles: one stage
+        keep = [i for i, ok in enumerate(valid) if ok and strong[i]]
         tracks = self._ds.update_tracks(
             [raw[i] for i in keep],
             embeds=[dets.embedding[i] for i in keep],
             others=keep,
         )
+        weak = [i for i, ok in enumerate(valid) if ok and not strong[i]]
+        if weak:
+            self._second_stage(dets, weak)
         rows: list[Detections] = []
         ids: list[int] = []
         for t in tracks:

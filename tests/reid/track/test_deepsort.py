@@ -55,3 +55,29 @@ def test_bad_tracker_arguments() -> None:
         create_tracker("sort9000")
     with pytest.raises(ReidTraceError):
         create_tracker(n_init=0)
+
+
+def _scored(k: int, people: list[tuple[float, float, np.ndarray]], scores: list[float]):
+    d = _frame_dets(k, people)
+    d.confidence = np.asarray(scores, np.float32)
+    return d
+
+
+def test_weak_boxes_continue_tracks_but_never_start_them() -> None:
+    rng = np.random.default_rng(1)
+    walker = [(10.0, 20.0, rng.normal(size=16))]
+    clutter = [(300.0, 200.0, rng.normal(size=16))]
+    for high, expect_weak_rows in ((0.35, 10), (0.0, 0)):
+        tracker = create_tracker("deepsort", high_score=high, max_age=30)
+        rows = [tracker.update(_scored(k, walker, [0.9])) for k in range(10)]
+        # the walker fades: the detector scores them 0.2 (below 0.35) for 10 frames; a weak box
+        # on clutter appears at the same time
+        for k in range(10, 20):
+            d = Detections.merge([_scored(k, walker, [0.2]), _scored(k, clutter, [0.2])])
+            rows.append(tracker.update(d if high else d[d.confidence >= 0.35]))
+        out = Detections.merge(rows)
+        weak = out[out.frame_idx >= 10]
+        assert len(weak) == expect_weak_rows
+        assert len(set(out.track_id.tolist())) == 1  # one id, and no track on the clutter
+    with pytest.raises(ReidTraceError, match="high_score"):
+        create_tracker("deepsort", high_score=1.5)
