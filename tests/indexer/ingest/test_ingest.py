@@ -210,3 +210,28 @@ def test_market_folder_as_a_gallery(tmp_path, tiny_embedder) -> None:
         assert set(s.scalars(select(Video.kind))) == {"crops"}
     again = ingest([tmp_path / "m" / "market"], **kw).as_dict()
     assert {v["status"] for v in again["videos"]} == {"skipped"}
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"low_score": 1.5}, "low_score"),
+        ({"low_score": -0.1}, "low_score"),
+        ({"appearance": "colour"}, "appearance"),
+        ({"detect_stride": 0}, "detect_stride"),
+    ],
+)
+def test_config_mistakes_are_user_errors(kw: dict, needle: str) -> None:
+    with pytest.raises(ReidTraceError, match=needle):
+        IngestConfig(detector="hog", **kw).validate()
+
+
+def test_two_stage_lowers_the_detectors_bar_and_raises_the_trackers(tiny_world) -> None:
+    from indexer.ingest.pipeline import _Components
+    from indexer.ingest.sources import discover_sources
+
+    source = discover_sources([tiny_world[0]])[0]
+    parts = _Components(IngestConfig(detector="nanodet"), source)
+    assert (parts.detector.score_threshold, parts.high_score) == (0.15, 0.35)
+    one_stage = _Components(IngestConfig(detector="nanodet", low_score=None), source)
+    assert (one_stage.detector.score_threshold, one_stage.high_score) == (0.35, 0.0)
