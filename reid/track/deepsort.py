@@ -17,17 +17,10 @@ here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from reid.detections import Detections
 from reid.errors import ReidTraceError
-
-
-@dataclass
-class _Pending:
-    rows: list[int] = field(default_factory=list)  # indices into the buffered detections
 
 
 class DeepSortTracker:
