@@ -23,19 +23,12 @@ import numpy as np
 
 from reid.data.mot import read_mot
 from reid.detect import create_detector
+from reid.detect._boxes import box_iou
 from reid.video import probe, read_frames
 
 MIN_VIS = 0.25
 BUCKETS = ((0, 50), (50, 100), (100, 10_000))
 VIS_BUCKETS = ((MIN_VIS, 0.75), (0.75, 1.01))
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
 def score_camera(cam_dir: Path, detector_name: str, every: int, draw: bool):
@@ -56,7 +49,7 @@ def score_camera(cam_dir: Path, detector_name: str, every: int, draw: bool):
         g, gv = gt.xyxy[m], vis[m]
         order = np.argsort(-d.confidence)
         boxes = d.xyxy[order]
-        iou = _iou(boxes, g) if len(g) and len(boxes) else np.zeros((len(boxes), len(g)))
+        iou = box_iou(boxes, g)
         taken = np.zeros(len(g), bool)
         det_state = []
         for i in range(len(boxes)):

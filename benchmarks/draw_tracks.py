@@ -35,7 +35,12 @@ def main() -> None:
     ap.add_argument("--frames", required=True, help="comma-separated 1-based frame numbers")
     ap.add_argument("--per-row", type=int, default=2)
     args = ap.parse_args()
-    want = sorted(int(f) - 1 for f in args.frames.split(","))  # MOT frames are 1-based
+    try:
+        want = sorted(int(f) - 1 for f in args.frames.split(","))  # MOT frames are 1-based
+    except ValueError:
+        raise SystemExit(f"--frames must be comma-separated numbers, got {args.frames!r}") from None
+    if not args.video.is_file() or min(want) < 0:
+        raise SystemExit(f"need an existing video and frame numbers >= 1 ({args.video})")
     tracks = read_mot(args.tracks)
     tiles = []
     for k, frame in read_frames(probe(args.video)):
@@ -52,6 +57,8 @@ def main() -> None:
         tiles.append(frame)
         if k >= want[-1]:
             break
+    if not tiles:
+        raise SystemExit(f"{args.video} has none of the frames {args.frames}")
     while len(tiles) % args.per_row:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i : i + args.per_row]) for i in range(0, len(tiles), args.per_row)]

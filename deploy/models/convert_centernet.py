@@ -57,6 +57,7 @@ from convert_nanodet import (
     compact_float,
     content_digest,
     fetch_source,
+    quantize_qdq,
     sha256,
     tf2onnx,
 )
@@ -202,14 +203,7 @@ def head_convs(model: onnx.ModelProto) -> list[str]:
 def quantize_int8(float_model: Path, out: Path, frames: list[np.ndarray], work: Path) -> list[str]:
     """Static QDQ INT8 calibrated on ``frames``; the decoding after the heads stays float."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
+    from onnxruntime.quantization import quant_pre_process
 
     prepped = work / "centernet_prep.onnx"
     quant_pre_process(str(float_model), str(prepped), skip_symbolic_shape=True)
@@ -224,26 +218,7 @@ def quantize_int8(float_model: Path, out: Path, frames: list[np.ndarray], work: 
             exclude.append(node.name)
     print(f"kept in float (decoding after the heads {heads}): {len(exclude)} nodes", flush=True)
     input_name = model.graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(frames)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            frame = next(self._it, None)
-            return None if frame is None else {input_name: preprocess(frame)}
-
-    quantize_static(
-        str(prepped),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=exclude,
-        calibrate_method=CalibrationMethod.MinMax,
-    )
+    quantize_qdq(prepped, out, input_name, (preprocess(f) for f in frames), exclude)
     return exclude
 
 

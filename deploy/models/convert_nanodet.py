@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -166,14 +166,7 @@ def quantize_int8(float_model: Path, out: Path, frames: list[np.ndarray], work: 
     """Static QDQ INT8 with calibration on ``frames``, preprocessed as the detector does."""
     import onnx
     from onnx import numpy_helper
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
+    from onnxruntime.quantization import quant_pre_process
 
     sys.path.insert(0, str(REPO))
     from reid.detect._boxes import letterbox
@@ -195,18 +188,35 @@ def quantize_int8(float_model: Path, out: Path, frames: list[np.ndarray], work: 
     print(f"kept in float (-inf padding): {exclude}", flush=True)
     input_name = model.graph.input[0].name
 
+    def blob(frame: np.ndarray) -> np.ndarray:
+        image, _ = letterbox(frame, (INPUT, INPUT), 0)
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+
+    quantize_qdq(prepped, out, input_name, (blob(f) for f in frames), exclude)
+
+
+def quantize_qdq(
+    prepped: Path, out: Path, input_name: str, blobs: Iterable[np.ndarray], exclude: list[str]
+) -> None:
+    """Static QDQ INT8 (per-channel int8 weights, uint8 activations, MinMax) of ``prepped``,
+    calibrated on ``blobs`` (model inputs, preprocessed as the detector does); the nodes named
+    in ``exclude`` stay float. Shared with ``convert_centernet``."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(frames)
+            self._it = iter(blobs)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            frame = next(self._it, None)
-            if frame is None:
-                return None
-            image, _ = letterbox(frame, (INPUT, INPUT), 0)
-            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            blob = rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255.0
-            return {input_name: blob}
+            x = next(self._it, None)
+            return None if x is None else {input_name: x}
 
     quantize_static(
         str(prepped),

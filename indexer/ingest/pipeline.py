@@ -75,11 +75,14 @@ class IngestConfig:
                 "detect_stride, chunk_frames and crops_per_track must be >= 1",
                 hint="defaults: 1, 50, 5",
             )
-        if self.detector != "oracle":  # the oracle's truth file differs per video
-            # build it once now: a missing model or a bad option stops the run before any
-            # video is opened, instead of failing every video the same way
-            create_detector(self.detector, **self.detector_options)
         return self
+
+    def check_detector(self) -> None:
+        """Build the detector once, before a run: a missing model or a bad option then stops
+        the run with one error instead of failing every video the same way. (Not part of
+        ``validate``, which runs per video; the oracle's truth file differs per video.)"""
+        if self.detector != "oracle":
+            create_detector(self.detector, **self.detector_options)
 
 
 @dataclass

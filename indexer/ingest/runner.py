@@ -93,6 +93,8 @@ def ingest(
     folders of crops instead of footage (see ``indexer.ingest.market``).
     """
     cfg.validate()
+    if not market_split:
+        cfg.check_detector()
     if workers < 1:
         raise ReidTraceError(f"workers must be >= 1, got {workers}", hint="try --workers 2")
     sources = [] if market_split else discover_sources(paths, camera=camera, start=start)

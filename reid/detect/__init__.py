@@ -7,7 +7,7 @@ detector, so a name in a config file maps to exactly one implementation:
 ``nanodet``        bundled NanoDet COCO detector, INT8 (the default; same people as float)
 ``nanodet-float``  the same network in float32 (reference for the INT8 one)
 ``nanodet-int8``   explicit INT8 (what ``nanodet`` currently means)
-``centernet``      bundled CenterNet (MobileNetV3) COCO detector: more recall, ~3x the time
+``centernet``      CenterNet (MobileNetV3) COCO detector, built locally: more recall, ~3x the time
 ``onnx``           a user's ``.onnx`` file: ``path=``, ``format=`` nanodet, yolo, centernet, boxes
 ``hog``            OpenCV HOG people detector (``upscale=2`` for 40-90 px people)
 ``mog2``           background subtraction for static cameras (needs frames in order; warm-up)

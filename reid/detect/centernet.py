@@ -30,9 +30,9 @@ false box (docs/detectors.md)."""
 
 
 class CenterNetDetector(OnnxDetector):
-    """The bundled CenterNet COCO detector: letterboxed RGB in 0..255, NHWC, decoded in-graph.
+    """The CenterNet COCO detector: letterboxed RGB in 0..255, NHWC, decoded in-graph.
 
-    ``precision`` picks the float or the INT8 file (where the INT8 one is shipped); the rest
+    ``precision`` picks the float or the INT8 file (where one was built and accepted); the rest
     is :class:`OnnxDetector`'s (``score_threshold``, ``nms_iou``, ``threads``, ...).
     """
 

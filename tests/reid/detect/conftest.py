@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from reid.data.mot import read_mot
 from reid.detect._boxes import box_iou
 from reid.detections import Detections
+from reid.protocols import Detector
 
 REPO = Path(__file__).resolve().parents[3]
 PETS = REPO / ".." / "shared" / "data" / "pets2009_s2l1_view001_480x360.avi"
@@ -48,6 +50,33 @@ def match_boxes(dets: Detections, truth: np.ndarray, ignore: np.ndarray) -> tupl
         elif not (iou_i.shape[1] and iou_i[i].max() >= 0.5):
             fp += 1
     return tp, fp
+
+
+def pets_counts(det: Detector, pets_video: Path) -> tuple[int, int, int]:
+    """(people found, false boxes, people) on the hand-checked PETS frames."""
+    tp = fp = total = 0
+    for idx, frame in read_frames(pets_video, set(PETS_PEOPLE)).items():
+        dets = det.detect(frame, idx)
+        assert dets.frame_idx.tolist() == [idx] * len(dets)
+        truth = np.array(PETS_PEOPLE[idx], np.float32)
+        a, b = match_boxes(dets, truth, np.zeros((0, 4), np.float32))
+        tp, fp, total = tp + a, fp + b, total + len(truth)
+    return tp, fp, total
+
+
+def rendered_counts(det: Detector, world: Path) -> tuple[int, int, int]:
+    """(found, false boxes, people) for big (>= 50 px), mostly visible (>= 75%) rendered people
+    on cams 1-2 of a world, every 4th of the first 80 frames; less visible people are ignored."""
+    tp = fp = total = 0
+    for cam in ("cam1", "cam2"):
+        gt = read_mot(world / cam / "gt" / "gt.txt")
+        for idx, frame in read_frames(world / cam / "video.mp4", set(range(0, 80, 4))).items():
+            g = gt[gt.frame_idx == idx]
+            height = g.xyxy[:, 3] - g.xyxy[:, 1]
+            want = (g.extra["visibility"] >= 0.75) & (height >= 50)
+            a, b = match_boxes(det.detect(frame, idx), g.xyxy[want], g.xyxy[~want])
+            tp, fp, total = tp + a, fp + b, total + int(want.sum())
+    return tp, fp, total
 
 
 def read_frames(video: Path, wanted: set[int]) -> dict[int, np.ndarray]:

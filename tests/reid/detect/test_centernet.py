@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from reid.data.mot import read_mot
 from reid.detect import CenterNetDetector, create_detector
 from reid.detect.centernet import WEIGHTS
 
-from .conftest import PETS_PEOPLE, match_boxes, read_frames
+from .conftest import pets_counts, read_frames, rendered_counts
 
 pytestmark = pytest.mark.skipif(
     not WEIGHTS["float"].is_file(),
@@ -33,29 +31,13 @@ def test_bundled_model_contract() -> None:
 
 
 def test_finds_people_in_real_footage(pets_video: Path) -> None:
-    det = create_detector("centernet")
-    frames = read_frames(pets_video, set(PETS_PEOPLE))
-    tp = fp = total = 0
-    for idx, frame in frames.items():
-        truth = np.array(PETS_PEOPLE[idx], np.float32)
-        a, b = match_boxes(det.detect(frame, idx), truth, np.zeros((0, 4), np.float32))
-        tp, fp, total = tp + a, fp + b, total + len(truth)
+    tp, fp, total = pets_counts(create_detector("centernet"), pets_video)
     assert tp / total >= 0.75, f"found {tp} of {total} people on PETS"
     assert tp / max(tp + fp, 1) >= 0.85, f"{fp} false boxes on PETS"
 
 
 def test_finds_big_visible_people_in_a_rendered_world(tiny_world: Path) -> None:
-    det = create_detector("centernet")
-    tp = fp = total = 0
-    for cam in ("cam1", "cam2"):
-        gt = read_mot(tiny_world / cam / "gt" / "gt.txt")
-        frames = read_frames(tiny_world / cam / "video.mp4", set(range(0, 80, 4)))
-        for idx, frame in frames.items():
-            g = gt[gt.frame_idx == idx]
-            height = g.xyxy[:, 3] - g.xyxy[:, 1]
-            want = (g.extra["visibility"] >= 0.75) & (height >= 50)
-            a, b = match_boxes(det.detect(frame, idx), g.xyxy[want], g.xyxy[~want])
-            tp, fp, total = tp + a, fp + b, total + int(want.sum())
+    tp, fp, total = rendered_counts(create_detector("centernet"), tiny_world)
     assert total >= 15, "the tiny world changed: too few big, visible people to score"
     assert tp / total >= 0.6, f"found {tp} of {total} big, visible rendered people"
     assert tp / max(tp + fp, 1) >= 0.8

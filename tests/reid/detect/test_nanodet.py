@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.data.mot import read_mot
 from reid.detect import NanoDetDetector, create_detector
 from reid.detect._boxes import box_iou
 from reid.detect.nanodet import DEFAULT_PRECISION, WEIGHTS
 
-from .conftest import PETS_PEOPLE, match_boxes, read_frames
+from .conftest import pets_counts, read_frames, rendered_counts
 
 
 def test_default_is_the_bundled_int8_model() -> None:
@@ -28,17 +27,7 @@ def test_default_is_the_bundled_int8_model() -> None:
 
 
 def test_finds_big_visible_people_in_a_rendered_world(tiny_world: Path) -> None:
-    det = create_detector("nanodet")
-    tp = fp = total = 0
-    for cam in ("cam1", "cam2"):
-        gt = read_mot(tiny_world / cam / "gt" / "gt.txt")
-        frames = read_frames(tiny_world / cam / "video.mp4", set(range(0, 80, 4)))
-        for idx, frame in frames.items():
-            g = gt[gt.frame_idx == idx]
-            height = g.xyxy[:, 3] - g.xyxy[:, 1]
-            want = (g.extra["visibility"] >= 0.75) & (height >= 50)
-            a, b = match_boxes(det.detect(frame, idx), g.xyxy[want], g.xyxy[~want])
-            tp, fp, total = tp + a, fp + b, total + int(want.sum())
+    tp, fp, total = rendered_counts(create_detector("nanodet"), tiny_world)
     assert total >= 15, "the tiny world changed: too few big, visible people to score"
     # measured: 18 of 27 (0.67), no false boxes; see docs/detectors.md on rendered people
     assert tp / total >= 0.5, f"found {tp} of {total} big, visible rendered people"
@@ -46,15 +35,7 @@ def test_finds_big_visible_people_in_a_rendered_world(tiny_world: Path) -> None:
 
 
 def test_finds_people_in_real_footage(pets_video: Path) -> None:
-    det = create_detector("nanodet")
-    frames = read_frames(pets_video, set(PETS_PEOPLE))
-    tp = fp = total = 0
-    for idx, frame in frames.items():
-        dets = det.detect(frame, idx)
-        assert dets.frame_idx.tolist() == [idx] * len(dets)
-        truth = np.array(PETS_PEOPLE[idx], np.float32)
-        a, b = match_boxes(dets, truth, np.zeros((0, 4), np.float32))
-        tp, fp, total = tp + a, fp + b, total + len(truth)
+    tp, fp, total = pets_counts(create_detector("nanodet"), pets_video)
     assert total == 33
     assert tp / total >= 0.7, f"found {tp} of {total} people on PETS"
     assert tp / max(tp + fp, 1) >= 0.85, f"{fp} false boxes on PETS"
