@@ -150,7 +150,16 @@ def _embedder(cfg: IngestConfig) -> OnnxEmbedder:
     return _EMBEDDERS[key]
 
 
-def _new_state(cfg: IngestConfig, high_score: float) -> _State:
+def _new_state(
+    cfg: IngestConfig,
+    high_score: float,
+    source: Source | None = None,
+    info: VideoInfo | None = None,
+) -> _State:
+    """A fresh tracker; with the camera's ground homography it also tracks on the ground."""
+    ground: dict[str, Any] = {}
+    if source is not None and source.homography is not None and info is not None and info.fps > 0:
+        ground = {"homography": source.homography, "image_height": info.height, "fps": info.fps}
     return _State(
         version=STATE_VERSION,
         tracker=DeepSortTracker(
@@ -158,6 +167,7 @@ def _new_state(cfg: IngestConfig, high_score: float) -> _State:
             n_init=cfg.n_init,
             max_cosine_distance=cfg.max_cosine_distance,
             high_score=high_score,
+            **ground,
         ),
         crops=BestCrops(k=cfg.crops_per_track, min_gap=5),
         last_seen={},
@@ -228,7 +238,7 @@ def ingest_video(
         report.resumed_from = frames_done if state is not None else 0
         parts = _Components(cfg, source)
         if state is None:
-            frames_done, state = 0, _new_state(cfg, parts.high_score)
+            frames_done, state = 0, _new_state(cfg, parts.high_score, source, info)
         _run(info, state, frames_done, cfg, parts, sessions, video_id, report, progress)
         with sessions() as session:
             repo.set_video_status(session=session, video_id=video_id, status="done")

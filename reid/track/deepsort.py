@@ -13,6 +13,10 @@ unmatched in this frame, by IoU with its predicted box. A partly hidden or badly
 whom the detector scores 0.15-0.35 then keeps their track instead of breaking it, while weak
 boxes on clutter never start one. deep-sort-realtime has no such stage, hence the few lines
 here.
+
+With ``homography`` (the camera's image->ground map, metres), each track also follows its foot
+point on the ground and association weighs the ground distance (``reid.track.ground``): with
+perfect boxes this removes most identity swaps inside groups (``docs/tracking.md``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from reid.geometry import as_homography
 
 
 class DeepSortTracker:
@@ -28,6 +33,14 @@ class DeepSortTracker:
 
     The returned rows may include earlier frames (a newly confirmed track's tentative boxes);
     each row keeps its own ``frame_idx``.
+
+    Ground association (only with ``homography``): ``image_height`` tells which boxes are cut
+    by the frame's bottom (their foot point is not the feet); ``fps`` scales the walking-speed
+    priors; a box of the track's shape within ``ground_radius`` metres of its predicted feet may
+    join it even outside the image gate (loose, because a group's formation turning with it
+    moves its members up to ~1 m in one frame); ``ground_weight`` times the ground Mahalanobis
+    distance (capped at ``ground_gate``, chi-square units, then scaled to 1) is added to the
+    appearance cost; ``pixel_noise`` is the foot point's error as a fraction of the box height.
     """
 
     def __init__(
@@ -40,6 +53,13 @@ class DeepSortTracker:
         nn_budget: int | None = 50,
         high_score: float = 0.0,
         second_iou: float = 0.5,
+        homography: np.ndarray | list | None = None,
+        image_height: int | None = None,
+        fps: float = 10.0,
+        ground_weight: float = 0.3,
+        ground_gate: float = 9.21,
+        ground_radius: float = 1.5,
+        pixel_noise: float = 0.05,
     ) -> None:
         if not 0.0 <= high_score <= 1.0 or not 0.0 < second_iou <= 1.0:
             raise ReidTraceError(
@@ -58,6 +78,30 @@ class DeepSortTracker:
             raise ReidTraceError(
                 f"max_cosine_distance must be in (0, 2], got {max_cosine_distance}", hint="try 0.3"
             )
+        self._ground: dict | None = None
+        if homography is not None:
+            positive = (fps, ground_gate, ground_radius, pixel_noise)
+            if min(positive) <= 0 or ground_weight < 0:
+                raise ReidTraceError(
+                    f"ground association needs fps, ground_gate, ground_radius and pixel_noise "
+                    f"> 0 and ground_weight >= 0, got {positive} and {ground_weight}",
+                    hint="defaults: the video's fps, ground_gate=9.21 (chi-square 99%, 2 dof), "
+                    "ground_radius=1.5 m, pixel_noise=0.05 (of the box height), ground_weight=0.3",
+                )
+            if image_height is not None and image_height < 1:
+                raise ReidTraceError(
+                    f"image_height must be >= 1, got {image_height}",
+                    hint="the frame height in pixels, or None",
+                )
+            self._ground = {
+                "homography": as_homography(homography, name="tracker homography"),
+                "image_height": image_height,
+                "fps": float(fps),
+                "pixel_noise": float(pixel_noise),
+                "ground_weight": float(ground_weight),
+                "ground_gate": float(ground_gate),
+                "ground_radius": float(ground_radius),
+            }
         self._args = {
             "max_age": max_age,
             "n_init": n_init,
@@ -70,12 +114,25 @@ class DeepSortTracker:
     def reset(self) -> None:
         try:
             from deep_sort_realtime.deepsort_tracker import DeepSort
+
+            from reid.track.ground import GroundDeepSort, GroundMotion
         except ImportError as err:  # pragma: no cover - install problem
             raise ReidTraceError(
                 "the DeepSORT tracker is not installed",
                 hint="pip install --no-deps deep-sort-realtime==1.3.2",
             ) from err
         self._ds = DeepSort(embedder=None, **self._args)
+        ground = getattr(self, "_ground", None)  # old pickles: image only
+        if ground is not None:
+            g = dict(ground)
+            motion = GroundMotion(
+                g.pop("homography"),
+                fps=g.pop("fps"),
+                image_height=g.pop("image_height"),
+                pixel_noise=g.pop("pixel_noise"),
+            )
+            args = {k: self._args[k] for k in ("max_iou_distance", "max_age", "n_init")}
+            self._ds.tracker = GroundDeepSort(self._ds.tracker.metric, motion, **g, **args)
         self._ids: dict[str, int] = {}
         self._pending: dict[str, list[tuple[Detections, int]]] = {}
 
@@ -104,6 +161,8 @@ class DeepSortTracker:
             x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
             box = Detection([x0, y0, x1 - x0, y1 - y0], float(dets.confidence[i]),
                             dets.embedding[i], class_name="person", others=i)  # fmt: skip
+            if hasattr(ds, "annotate"):  # ground association
+                ds.annotate(box)
             lost[r].update(ds.kf, box)
 
     def update(self, detections: Detections) -> Detections:
@@ -120,6 +179,8 @@ class DeepSortTracker:
         valid = [r[0][2] > 0 and r[0][3] > 0 for r in raw]
         strong = dets.confidence >= getattr(self, "high_score", 0.0)  # old pickles: one stage
         keep = [i for i, ok in enumerate(valid) if ok and strong[i]]
+        if hasattr(self._ds.tracker, "set_frame"):  # ground association
+            self._ds.tracker.set_frame(dets.xyxy)
         tracks = self._ds.update_tracks(
             [raw[i] for i in keep],
             embeds=[dets.embedding[i] for i in keep],
