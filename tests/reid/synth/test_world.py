@@ -187,3 +187,20 @@ def test_output_folder_safety(tmp_path) -> None:
     afile.write_text("x")
     with pytest.raises(ReidTraceError, match="not a folder"):
         generate_world(afile, TINY)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_group_members_walk_without_jumps(seed) -> None:
+    """Group members' offsets used to turn per segment, so at every corner and stop each
+    member jumped up to ~2 m between frames; now nobody moves faster than a run."""
+    from reid.synth.world import build_people
+
+    people = build_people(WorldConfig(seed=seed))
+    t = np.arange(0.0, 120.0, 0.1)
+    members = [p for p in people if p.group >= 0]
+    assert members, "the default world has groups"
+    for p in members:
+        st = p.states(t)
+        step = np.hypot(np.diff(st["x"]), np.diff(st["y"]))
+        step = step[np.isfinite(step)]
+        assert step.max() < 0.5, f"person {p.pid} moved {step.max():.2f} m in 0.1 s"
