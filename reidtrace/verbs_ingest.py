@@ -51,6 +51,12 @@ def register(app: typer.Typer) -> None:
             help="Weak boxes down to this score may continue existing tracks (0 = off: the "
             "detector's own threshold only).",
         ),
+        ground_cue: bool = typer.Option(
+            False,
+            "--ground-cue",
+            help="Also track foot points on the ground where cameras.json gives a homography "
+            "(fewer ID switches, not always a better IDF1: docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -72,6 +78,7 @@ def register(app: typer.Typer) -> None:
                 appearance=appearance,
                 detect_stride=stride,
                 low_score=low_score or None,
+                ground_cue=ground_cue,
             )
             n = workers or s.workers or (os.cpu_count() or 1)
             with progress_bar(not as_json) as update:

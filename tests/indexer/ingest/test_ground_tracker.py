@@ -15,9 +15,9 @@ def _info() -> VideoInfo:
     return VideoInfo(Path("v.mp4"), 10.0, 480, 360, 100, "x", False)
 
 
-def test_a_camera_with_a_homography_gets_a_ground_tracker() -> None:
+def test_a_camera_with_a_homography_gets_a_ground_tracker_when_asked() -> None:
     src = Source(Path("v.mp4"), "cam1", None, homography=H)
-    state = _new_state(IngestConfig(), 0.35, src, _info())
+    state = _new_state(IngestConfig(ground_cue=True), 0.35, src, _info())
     ds = state.tracker._ds.tracker
     assert isinstance(ds, GroundDeepSort) and ds.motion.image_height == 360
     # the tracker is pickled into every chunk checkpoint: it must survive the round trip
@@ -27,5 +27,11 @@ def test_a_camera_with_a_homography_gets_a_ground_tracker() -> None:
 
 def test_a_camera_without_one_keeps_the_image_tracker() -> None:
     src = Source(Path("v.mp4"), "cam1", None)
+    state = _new_state(IngestConfig(ground_cue=True), 0.35, src, _info())
+    assert not isinstance(state.tracker._ds.tracker, GroundDeepSort)
+
+
+def test_the_ground_cue_is_off_by_default() -> None:
+    src = Source(Path("v.mp4"), "cam1", None, homography=H)
     state = _new_state(IngestConfig(), 0.35, src, _info())
     assert not isinstance(state.tracker._ds.tracker, GroundDeepSort)
