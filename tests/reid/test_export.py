@@ -179,3 +179,39 @@ def test_flip_averaging_is_baked_into_the_graph(tmp_path: Path) -> None:
         plain = tiny(t).numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.abs(got - plain).max() > 1e-3
+
+
+def _denormals(path: Path) -> int:
+    from onnx import numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    count = 0
+    for init in onnx.load(str(path)).graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.dtype == np.float32:
+            count += int(((w != 0) & (np.abs(w) < tiny)).sum())
+    return count
+
+
+def test_export_flushes_denormal_weights_without_changing_outputs(tmp_path: Path) -> None:
+    """Denormal weights (dead channels after batch-norm folding) made the shipped model 5x
+    slower on x86; the file must hold zeros instead, and the features must not move."""
+    tiny = Tiny()
+    with torch.no_grad():
+        tiny.conv.weight[0, 0, 0, :] = torch.tensor([1e-40, -3e-39, 2e-45])
+    assert torch.count_nonzero(tiny.conv.weight.abs() < 1e-38) == 3
+    out = export_onnx(tiny, tmp_path / "tiny.onnx")
+    assert _denormals(out) == 0
+    x = np.random.default_rng(0).normal(size=(2, 3, 32, 16)).astype(np.float32)
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x}
+    )
+    with torch.no_grad():
+        want = tiny(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got[0], want, atol=1e-6)
+
+
+def test_shipped_default_model_has_no_denormal_weights() -> None:
+    from reid.embed import default_model
+
+    assert _denormals(default_model()) == 0
