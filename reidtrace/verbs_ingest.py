@@ -57,6 +57,11 @@ def register(app: typer.Typer) -> None:
             help="Also track foot points on the ground where cameras.json gives a homography "
             "(fewer ID switches, not always a better IDF1: docs/tracking.md).",
         ),
+        max_gap: int = typer.Option(
+            10,
+            help="Bridge up to this many frames without a detection inside a track with "
+            "interpolated boxes (0 = off; frames skipped by --stride are always filled).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -79,6 +84,7 @@ def register(app: typer.Typer) -> None:
                 detect_stride=stride,
                 low_score=low_score or None,
                 ground_cue=ground_cue,
+                max_gap=max_gap,
             )
             n = workers or s.workers or (os.cpu_count() or 1)
             with progress_bar(not as_json) as update:

@@ -61,6 +61,9 @@ class IngestConfig:
     # off by default: on three synthetic worlds it cut ID switches but moved oracle IDF1 by
     # +0.011 / -0.031 / -0.007 (docs/tracking.md)
     ground_cue: bool = False
+    # tracks bridge up to this many frames without a detector box (frames skipped by
+    # ``detect_stride`` included) with interpolated boxes of confidence 0 (reid.track.deepsort)
+    max_gap: int = 10
     threads: int | None = None  # ONNX Runtime threads per process
 
     def validate(self) -> IngestConfig:
@@ -73,6 +76,11 @@ class IngestConfig:
             raise ReidTraceError(
                 f"low_score must be in [0, 1), got {self.low_score}",
                 hint="0.15 (the default) or leave it unset for one-stage association",
+            )
+        if isinstance(self.max_gap, bool) or not isinstance(self.max_gap, int) or self.max_gap < 0:
+            raise ReidTraceError(
+                f"max_gap must be a whole number of frames >= 0, got {self.max_gap!r}",
+                hint="0 = no interpolated boxes; the default 10 bridges a second at 10 fps",
             )
         if self.detect_stride < 1 or self.chunk_frames < 1 or self.crops_per_track < 1:
             raise ReidTraceError(
@@ -172,6 +180,8 @@ def _new_state(
             n_init=cfg.n_init,
             max_cosine_distance=cfg.max_cosine_distance,
             high_score=high_score,
+            # a stride of N leaves N - 1 undetected frames between every two detections
+            max_gap=max(cfg.max_gap, cfg.detect_stride - 1),
             **ground,
         ),
         crops=BestCrops(k=cfg.crops_per_track, min_gap=5),

@@ -14,6 +14,13 @@ whom the detector scores 0.15-0.35 then keeps their track instead of breaking it
 boxes on clutter never start one. deep-sort-realtime has no such stage, hence the few lines
 here.
 
+With ``max_gap`` > 0, a confirmed track that is matched again after missing up to ``max_gap``
+frames (the detector lost the person behind a post, or ``detect_stride`` skipped frames) gets
+boxes for the frames in between, linearly interpolated and marked with confidence 0 (no detector
+box), as offline trackers do (e.g. ByteTrack's and StrongSORT's gap interpolation): the
+stored track then covers every frame the person was followed, which trajectories and contact
+exposure times count on.
+
 With ``homography`` (the camera's image->ground map, metres), each track also follows its foot
 point on the ground and association weighs the ground distance (``reid.track.ground``): with
 perfect boxes this removes most identity swaps inside groups (``docs/tracking.md``).
@@ -60,6 +67,7 @@ class DeepSortTracker:
         ground_gate: float = 9.21,
         ground_radius: float = 1.5,
         pixel_noise: float = 0.05,
+        max_gap: int = 0,
     ) -> None:
         if not 0.0 <= high_score <= 1.0 or not 0.0 < second_iou <= 1.0:
             raise ReidTraceError(
@@ -67,6 +75,12 @@ class DeepSortTracker:
                 f"{second_iou}",
                 hint="high_score is the detector's usual threshold (0 = one stage); second_iou 0.5",
             )
+        if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 0:
+            raise ReidTraceError(
+                f"max_gap must be a whole number of frames >= 0, got {max_gap!r}",
+                hint="0 = no interpolation; 10 fills gaps of up to a second at 10 fps",
+            )
+        self.max_gap = max_gap
         self.high_score = float(high_score)
         self.second_iou = float(second_iou)
         if max_age < 1 or n_init < 1:
@@ -135,6 +149,7 @@ class DeepSortTracker:
             self._ds.tracker = GroundDeepSort(self._ds.tracker.metric, motion, **g, **args)
         self._ids: dict[str, int] = {}
         self._pending: dict[str, list[tuple[Detections, int]]] = {}
+        self._last: dict[str, tuple[int, np.ndarray]] = {}  # key -> last emitted frame, box
 
     def _int_id(self, key: str) -> int:
         if key not in self._ids:
@@ -165,6 +180,23 @@ class DeepSortTracker:
                 ds.annotate(box)
             lost[r].update(ds.kf, box)
 
+    def _fill_gap(self, key: str, one: Detections) -> Detections | None:
+        """Boxes for the frames a confirmed track missed before ``one`` (linear, confidence 0)."""
+        prev = self.__dict__.get("_last", {}).get(key)
+        if prev is None or not getattr(self, "max_gap", 0):
+            return None
+        f0, box0 = prev
+        f1 = int(one.frame_idx[0])
+        n = f1 - f0 - 1
+        if n < 1 or n > self.max_gap:
+            return None
+        w = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[:, None]
+        out = one[np.zeros(n, np.int64)]  # copies every column (embedding, extra) of ``one``
+        out.xyxy = ((1 - w) * box0[None, :] + w * one.xyxy[0][None, :]).astype(np.float32)
+        out.confidence = np.zeros(n, np.float32)
+        out.frame_idx = np.arange(f0 + 1, f1, dtype=np.int64)
+        return out
+
     def update(self, detections: Detections) -> Detections:
         """Feed one frame's detections (all with the same ``frame_idx``)."""
         dets = detections
@@ -191,6 +223,7 @@ class DeepSortTracker:
             self._second_stage(dets, weak)
         rows: list[Detections] = []
         ids: list[int] = []
+        last = self.__dict__.setdefault("_last", {})  # old pickles: no interpolation state
         for t in tracks:
             if t.time_since_update != 0 or t.others is None:
                 continue  # not matched to a detection this frame
@@ -200,15 +233,19 @@ class DeepSortTracker:
                 self._pending.setdefault(key, []).append((one, 0))
                 continue
             track_no = self._int_id(key)
-            for old, _ in self._pending.pop(key, []):
-                rows.append(old)
-                ids.append(track_no)
-            rows.append(one)
-            ids.append(track_no)
-        # drop the buffers of tentative tracks that died
+            # the tentative boxes (once confirmed), then this one, each after its gap's fill
+            for box in [old for old, _ in self._pending.pop(key, [])] + [one]:
+                gap = self._fill_gap(key, box)
+                for part in (gap, box) if gap is not None else (box,):
+                    rows.append(part)
+                    ids += [track_no] * len(part)
+                last[key] = (int(box.frame_idx[0]), box.xyxy[0].copy())
+        # drop the buffers of tentative tracks and the last boxes of tracks that died
         alive = {str(t.track_id) for t in tracks}
         for key in [k for k in self._pending if k not in alive]:
             del self._pending[key]
+        for key in [k for k in last if k not in alive]:
+            del last[key]
         if not rows:
             out = Detections.empty(dets.camera_id)
             out.track_id = np.zeros(0, np.int64)

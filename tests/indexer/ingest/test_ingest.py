@@ -219,6 +219,8 @@ def test_market_folder_as_a_gallery(tmp_path, tiny_embedder) -> None:
         ({"low_score": -0.1}, "low_score"),
         ({"appearance": "colour"}, "appearance"),
         ({"detect_stride": 0}, "detect_stride"),
+        ({"max_gap": -1}, "max_gap"),
+        ({"max_gap": 1.5}, "max_gap"),
     ],
 )
 def test_config_mistakes_are_user_errors(kw: dict, needle: str) -> None:
@@ -235,3 +237,36 @@ def test_two_stage_lowers_the_detectors_bar_and_raises_the_trackers(tiny_world) 
     assert (parts.detector.score_threshold, parts.high_score) == (0.15, 0.35)
     one_stage = _Components(IngestConfig(detector="nanodet", low_score=None), source)
     assert (one_stage.detector.score_threshold, one_stage.high_score) == (0.35, 0.0)
+
+
+def test_a_detection_stride_still_gives_every_frame_of_a_track(
+    world, tmp_path, tiny_embedder
+) -> None:
+    """With --stride 3 the tracker sees every third frame; the frames between are filled with
+    interpolated boxes (confidence 0), so tracks have no holes shorter than ``max_gap`` and
+    still score."""
+    home = tmp_path / "home"
+    home.mkdir()
+    db = f"sqlite:///{home / 'db.sqlite'}"
+    cfg = IngestConfig(
+        detector="oracle", embedder_path=str(tiny_embedder), chunk_frames=20, detect_stride=3
+    )
+    report = ingest(
+        [world], db_url=db, index_path=home / "i.faiss", index_settings=IndexSettings(), cfg=cfg
+    )
+    assert report.as_dict()["ok"]
+    engine = make_engine(db)
+    with make_session_factory(engine)() as s:
+        got = s.execute(select(Detection.track_id, Detection.frame_idx, Detection.confidence)).all()
+    engine.dispose()
+    frames: dict[int, list[int]] = {}
+    for track, frame, conf in got:
+        frames.setdefault(track, []).append(frame)
+        assert (frame % 3 == 0) == (conf > 0)  # detector boxes on detected frames only
+    for fs in frames.values():
+        steps = np.diff(sorted(fs))
+        # holes remain only where the person was lost for longer than max_gap (10) frames
+        assert ((steps == 1) | (steps > cfg.max_gap)).all()
+    assert sum(conf == 0 for *_, conf in got) > len(got) / 2
+    scores = evaluate_tracking(world, db_url=db)
+    assert scores["mota"] >= 0.75 and scores["idf1"] >= 0.75

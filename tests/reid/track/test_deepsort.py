@@ -81,3 +81,58 @@ def test_weak_boxes_continue_tracks_but_never_start_them() -> None:
         assert len(set(out.track_id.tolist())) == 1  # one id, and no track on the clutter
     with pytest.raises(ReidTraceError, match="high_score"):
         create_tracker("deepsort", high_score=1.5)
+
+
+def _walk_with_gap(tracker, people, missing: range, frames: int = 24) -> Detections:
+    """Feed ``frames`` frames; in ``missing`` the detector finds nobody."""
+    out = []
+    for k in range(frames):
+        if k in missing:
+            empty = Detections.empty()
+            empty.embedding = np.zeros((0, 16), np.float32)
+            empty.frame_idx = np.zeros(0, np.int64)
+            out.append(tracker.update(empty))
+        else:
+            out.append(tracker.update(_frame_dets(k, people)))
+    return Detections.merge(out)
+
+
+def test_short_gaps_are_bridged_with_interpolated_boxes() -> None:
+    rng = np.random.default_rng(2)
+    walker = [(10.0, 20.0, rng.normal(size=16))]
+    rows = _walk_with_gap(create_tracker("deepsort", max_gap=5), walker, range(10, 14))
+    assert sorted(rows.frame_idx.tolist()) == list(range(24))  # every frame, none twice
+    assert len(set(rows.track_id.tolist())) == 1
+    filled = rows[rows.confidence == 0]
+    assert sorted(filled.frame_idx.tolist()) == [10, 11, 12, 13]
+    # the walker moves 3 px a frame: interpolation between frames 9 and 14 lands on the truth
+    for f, box in zip(filled.frame_idx, filled.xyxy, strict=True):
+        np.testing.assert_allclose(box, [10 + 3 * f, 20, 40 + 3 * f, 100], atol=1e-4)
+    assert (rows[rows.confidence > 0].confidence == np.float32(0.9)).all()
+
+
+def test_gaps_longer_than_max_gap_and_max_gap_zero_stay_empty() -> None:
+    rng = np.random.default_rng(3)
+    walker = [(10.0, 20.0, rng.normal(size=16))]
+    for max_gap in (0, 3):
+        rows = _walk_with_gap(create_tracker("deepsort", max_gap=max_gap), walker, range(10, 14))
+        assert sorted(rows.frame_idx.tolist()) == [k for k in range(24) if not 10 <= k < 14]
+        assert (rows.confidence > 0).all()
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ReidTraceError, match="max_gap"):
+            create_tracker("deepsort", max_gap=bad)
+
+
+def test_a_checkpoint_from_before_interpolation_keeps_working() -> None:
+    """Trackers pickled by an older version (no ``max_gap``/``_last``) resume without it."""
+    import pickle
+
+    rng = np.random.default_rng(4)
+    walker = [(10.0, 20.0, rng.normal(size=16))]
+    tracker = create_tracker("deepsort", max_gap=5)
+    for k in range(5):
+        tracker.update(_frame_dets(k, walker))
+    del tracker.__dict__["max_gap"], tracker.__dict__["_last"]
+    old = pickle.loads(pickle.dumps(tracker))
+    rows = Detections.merge([old.update(_frame_dets(k, walker)) for k in range(5, 10)])
+    assert sorted(rows.frame_idx.tolist()) == list(range(5, 10))
