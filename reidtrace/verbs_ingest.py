@@ -199,12 +199,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
         detector: str = typer.Option("nanodet", help="Detector to time."),
         stride: int = typer.Option(1, help="Detect every Nth frame."),
+        workers: int = typer.Option(0, help="Processes for the archive run (0 = one per core)."),
     ) -> None:
-        """Frames/s, x real time and a per-stage breakdown on the synthetic world and PETS."""
+        """Frames/s, x real time and a per-stage breakdown: the synthetic world one video at a
+        time and as an archive (process pool, wall clock), and PETS."""
         from indexer.ingest.bench import bench_ingest as run
 
         with friendly_errors(as_json), progress_bar(not as_json) as update:
-            out = run(detector=detector, stride=stride, progress=update)
+            out = run(detector=detector, stride=stride, workers=workers or None, progress=update)
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
             return

@@ -41,6 +41,7 @@ __all__ = [
     "OnnxDetector",
     "OracleDetector",
     "create_detector",
+    "detector_options",
     "list_detectors",
 ]
 
@@ -59,6 +60,18 @@ _REGISTRY: dict[str, tuple[Callable[..., Detector], dict[str, Any]]] = {
 def list_detectors() -> list[str]:
     """The names :func:`create_detector` accepts."""
     return list(_REGISTRY)
+
+
+def detector_options(name: str) -> list[str]:
+    """The options ``create_detector(name, ...)`` accepts (for callers that set, say, ``threads``
+    only where a detector has them); unknown names raise like ``create_detector``."""
+    key = name.strip().lower().replace("_", "-")
+    if key not in _REGISTRY:
+        raise ReidTraceError(
+            f"unknown detector {name!r}", hint=f"valid detectors: {', '.join(_REGISTRY)}"
+        )
+    factory, fixed = _REGISTRY[key]
+    return [p for p in inspect.signature(factory).parameters if p not in fixed]
 
 
 def create_detector(name: str, **kwargs: Any) -> Detector:
