@@ -53,7 +53,10 @@ class IngestConfig:
     min_track_frames: int = 3  # shorter tracks are dropped as noise
     max_age: int = 30
     n_init: int = 3
-    max_cosine_distance: float = 0.3
+    # appearance gate of the histogram cue (cosine distance); 0.3 (deep-sort-realtime's default)
+    # let a track take a partner's box at PETS' couple; 0.2 raised IDF1 on two worlds with NanoDet
+    # (0.591 -> 0.612, 0.588 -> 0.590) and with the oracle (0.928 -> 0.932, 0.875 -> 0.894)
+    max_cosine_distance: float = 0.2
     # two-stage association: the detector reports boxes down to ``low_score``; those under its
     # own threshold may only continue tracks (reid.track.deepsort); None = one stage
     low_score: float | None = 0.15
