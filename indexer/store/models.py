@@ -202,7 +202,12 @@ class Track(Base):
 
 
 class Detection(Base):
-    """Every tracked box (trajectories, contacts, MOT export); ``foot_*`` in ground units."""
+    """Every tracked box (trajectories, contacts, MOT export); ``foot_*`` in ground units.
+
+    ``confidence`` is the detector's score, or 0 for a box the tracker interpolated across a
+    short gap (``IngestConfig.max_gap``, frames skipped by ``detect_stride``): positions, not
+    detections, so no crop is ever taken from one.
+    """
 
     __tablename__ = "detection"
 
