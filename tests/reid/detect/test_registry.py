@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reid.detect import centernet, create_detector, list_detectors
+from reid.detect import centernet, create_detector, detector_options, list_detectors
 from reid.detect.nanodet import WEIGHTS
 from reid.detections import Detections
 from reid.errors import ReidTraceError
@@ -29,6 +29,16 @@ def test_bad_and_missing_options_list_the_valid_ones() -> None:
         create_detector("oracle")
     with pytest.raises(ReidTraceError, match="fixes"):
         create_detector("nanodet-float", precision="int8")
+
+
+def test_detector_options_are_what_create_detector_accepts() -> None:
+    nanodet = detector_options("nanodet")
+    assert {"threads", "score_threshold"} <= set(nanodet) and "precision" not in nanodet  # fixed
+    assert "threads" not in detector_options("oracle")
+    assert "gt_path" in detector_options("Oracle")  # names are normalised as in create_detector
+    create_detector("nanodet", threads=1)  # every listed option is accepted
+    with pytest.raises(ReidTraceError, match="unknown detector"):
+        detector_options("yolo9")
 
 
 def _kwargs(name: str, tmp_path: Path) -> dict:
