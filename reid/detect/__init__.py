@@ -62,15 +62,22 @@ def list_detectors() -> list[str]:
     return list(_REGISTRY)
 
 
-def detector_options(name: str) -> list[str]:
-    """The options ``create_detector(name, ...)`` accepts (for callers that set, say, ``threads``
-    only where a detector has them); unknown names raise like ``create_detector``."""
+def _lookup(name: str) -> tuple[str, Callable[..., Detector], dict[str, Any]]:
+    """The registry entry of ``name`` (case and ``_``/``-`` ignored); unknown names say the
+    valid ones."""
     key = name.strip().lower().replace("_", "-")
     if key not in _REGISTRY:
         raise ReidTraceError(
-            f"unknown detector {name!r}", hint=f"valid detectors: {', '.join(_REGISTRY)}"
+            f"unknown detector {name!r}",
+            hint=f"valid detectors: {', '.join(_REGISTRY)}",
         )
-    factory, fixed = _REGISTRY[key]
+    return key, *_REGISTRY[key]
+
+
+def detector_options(name: str) -> list[str]:
+    """The options ``create_detector(name, ...)`` accepts (for callers that set, say, ``threads``
+    only where a detector has them); unknown names raise like ``create_detector``."""
+    _, factory, fixed = _lookup(name)
     return [p for p in inspect.signature(factory).parameters if p not in fixed]
 
 
@@ -80,13 +87,7 @@ def create_detector(name: str, **kwargs: Any) -> Detector:
     Unknown names and unknown or missing options raise :class:`ReidTraceError` listing what is
     valid, since both usually come straight from a config file or the command line.
     """
-    key = name.strip().lower().replace("_", "-")
-    if key not in _REGISTRY:
-        raise ReidTraceError(
-            f"unknown detector {name!r}",
-            hint=f"valid detectors: {', '.join(_REGISTRY)}",
-        )
-    factory, fixed = _REGISTRY[key]
+    key, factory, fixed = _lookup(name)
     params = inspect.signature(factory).parameters
     clash = sorted(set(kwargs) & set(fixed))
     if clash:

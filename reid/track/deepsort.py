@@ -182,7 +182,7 @@ class DeepSortTracker:
 
     def _fill_gap(self, key: str, one: Detections) -> Detections | None:
         """Boxes for the frames a confirmed track missed before ``one`` (linear, confidence 0)."""
-        prev = self.__dict__.get("_last", {}).get(key)
+        prev = self._last.get(key)  # update() creates _last for old pickles
         if prev is None or not getattr(self, "max_gap", 0):
             return None
         f0, box0 = prev
