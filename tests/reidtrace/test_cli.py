@@ -117,3 +117,17 @@ def test_console_script_entry_point() -> None:
         check=False,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["ingest", "{tmp}", "--max-gap", "-1"], "max_gap"),
+        (["bench", "ingest", "--workers", "-1"], "workers"),
+    ],
+)
+def test_bad_ingest_and_bench_numbers_are_one_line(argv, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REIDTRACE_HOME", str(tmp_path / "home"))
+    code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    one_line_error(code, err, needle)
+    assert not (tmp_path / "home" / "reidtrace.db").exists()  # refused before touching the store
