@@ -25,7 +25,9 @@ class Detector(Protocol):
 
     ``frame`` is an OpenCV BGR ``uint8`` image (H, W, 3); the result holds person boxes only, in
     that frame's pixel coordinates, clipped to it, every row with ``frame_idx``. Detectors that
-    keep state between frames (background subtraction) expect frames in order.
+    keep state between frames (background subtraction) expect frames in order. A detector whose
+    ``detect`` may run on several frames at once from different threads says so with a class
+    attribute ``thread_safe = True``; ingestion then detects frames ahead in a thread pool.
     """
 
     def detect(self, frame: np.ndarray, frame_idx: int) -> Detections: ...

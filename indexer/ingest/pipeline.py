@@ -11,9 +11,12 @@ the source of truth.
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +29,7 @@ from indexer.ingest.sources import Source
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.schemas import SightingCreate
-from reid.detect import create_detector, detector_options
+from reid.detect import create_detector, detector_class, detector_options
 from reid.detections import Detections
 from reid.embed import OnnxEmbedder
 from reid.errors import ReidTraceError
@@ -142,7 +145,18 @@ class _Components:
             opts["gt_path"] = source.gt_path
         # the worker's share of the cores: a pool of N workers on N cores each ran the detector
         # with every core's thread, and the workers' threads fought (30-40 against 28 ms/frame)
-        if cfg.threads and "threads" not in opts and "threads" in detector_options(cfg.detector):
+        cores = cfg.threads or os.cpu_count() or 1
+        self.pool: ThreadPoolExecutor | None = None
+        self.pool_threads = 0
+        takes_threads = "threads" in detector_options(cfg.detector)
+        thread_safe = getattr(detector_class(cfg.detector), "thread_safe", False)
+        if cores > 1 and takes_threads and "threads" not in opts and thread_safe:
+            # frames in parallel, one thread each, beat one frame on every core's thread: NanoDet
+            # INT8 on 2 cores 11.7 against 15.6 ms/frame (benchmarks/ingest.md, session 5)
+            opts["threads"] = 1
+            self.pool_threads = cores
+            self.pool = ThreadPoolExecutor(cores, thread_name_prefix="detect")
+        elif cfg.threads and takes_threads and "threads" not in opts:
             opts["threads"] = cfg.threads
         self.detector = create_detector(cfg.detector, **opts)
         # the detector's own threshold becomes the tracker's bar for its first stage, and the
@@ -154,6 +168,43 @@ class _Components:
             self.detector.score_threshold = cfg.low_score
         self.embedder = _embedder(cfg)
         self.times = dict.fromkeys(STAGES, 0.0)
+
+
+def _detected(
+    frames: Iterator[tuple[int, np.ndarray]], parts: _Components, stride: int
+) -> Iterator[tuple[int, np.ndarray, Detections | None]]:
+    """``(frame_idx, frame, detections)`` in frame order; ``None`` on frames the stride skips.
+
+    With a thread pool (``parts.pool``) up to two frames per thread are detected ahead while the
+    caller tracks, embeds and stores; the results and their order are the same as one at a time.
+    ``times`` get the caller's waits: decoding, and detection where it was not done yet.
+    """
+    times = parts.times
+    ahead: deque[tuple[int, np.ndarray, Future[Detections] | Detections | None]] = deque()
+    while True:
+        while len(ahead) <= 2 * parts.pool_threads:
+            t0 = time.perf_counter()
+            nxt = next(frames, None)
+            times["decode"] += time.perf_counter() - t0
+            if nxt is None:
+                break
+            idx, frame = nxt
+            todo: Future[Detections] | Detections | None = None
+            if idx % stride == 0 and parts.pool is not None:
+                todo = parts.pool.submit(parts.detector.detect, frame, idx)
+            elif idx % stride == 0:
+                t0 = time.perf_counter()
+                todo = parts.detector.detect(frame, idx)
+                times["detect"] += time.perf_counter() - t0
+            ahead.append((idx, frame, todo))
+        if not ahead:
+            return
+        idx, frame, todo = ahead.popleft()
+        if isinstance(todo, Future):
+            t0 = time.perf_counter()
+            todo = todo.result()
+            times["detect"] += time.perf_counter() - t0
+        yield idx, frame, todo
 
 
 _EMBEDDERS: dict[tuple, OnnxEmbedder] = {}
@@ -216,6 +267,7 @@ def ingest_video(
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
     video_id = None
+    parts: _Components | None = None
     try:
         cfg.validate()
         info = probe(source.path, fps=source.fps)
@@ -274,6 +326,8 @@ def ingest_video(
         report.error = f"{type(err).__name__}: {err}"
         _mark_failed(sessions, video_id, report.error)
     finally:
+        if parts is not None and parts.pool is not None:
+            parts.pool.shutdown(cancel_futures=True)
         report.seconds = round(time.perf_counter() - t_start, 3)
         engine.dispose()
     return report
@@ -320,19 +374,11 @@ def _run(
     finished: list[SightingCreate] = []
     frame_idx = start - 1
     t = time.perf_counter()
-    frames = read_frames(info, start=start)
-    while True:
-        t0 = time.perf_counter()
-        nxt = next(frames, None)
-        times["decode"] += time.perf_counter() - t0
-        if nxt is None:
-            break
-        frame_idx, frame = nxt
+    for frame_idx, frame, dets in _detected(
+        read_frames(info, start=start), parts, cfg.detect_stride
+    ):
         report.frames += 1
-        if frame_idx % cfg.detect_stride == 0:
-            t0 = time.perf_counter()
-            dets = parts.detector.detect(frame, frame_idx)
-            times["detect"] += time.perf_counter() - t0
+        if dets is not None:
             t0 = time.perf_counter()
             if cfg.appearance == "reid":
                 dets.embedding = parts.embedder.embed(frame, dets).embedding

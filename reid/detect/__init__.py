@@ -41,6 +41,7 @@ __all__ = [
     "OnnxDetector",
     "OracleDetector",
     "create_detector",
+    "detector_class",
     "detector_options",
     "list_detectors",
 ]
@@ -79,6 +80,12 @@ def detector_options(name: str) -> list[str]:
     only where a detector has them); unknown names raise like ``create_detector``."""
     _, factory, fixed = _lookup(name)
     return [p for p in inspect.signature(factory).parameters if p not in fixed]
+
+
+def detector_class(name: str) -> Callable[..., Detector]:
+    """The class (factory) behind ``name``, to read its traits (``thread_safe``) without
+    building it; unknown names raise like ``create_detector``."""
+    return _lookup(name)[1]
 
 
 def create_detector(name: str, **kwargs: Any) -> Detector:

@@ -270,3 +270,68 @@ def test_a_detection_stride_still_gives_every_frame_of_a_track(
     assert sum(conf == 0 for *_, conf in got) > len(got) / 2
     scores = evaluate_tracking(world, db_url=db)
     assert scores["mota"] >= 0.75 and scores["idf1"] >= 0.75
+
+
+def test_detecting_frames_in_parallel_gives_the_same_rows(world, tmp_path, tiny_embedder) -> None:
+    """NanoDet on two threads (frames detected ahead in a pool) stores exactly what one thread
+    detecting one frame at a time stores."""
+    homes = []
+    for threads in (1, 2):
+        home = tmp_path / f"t{threads}"
+        home.mkdir()
+        cfg = IngestConfig(
+            detector="nanodet", embedder_path=str(tiny_embedder), chunk_frames=20, threads=threads
+        )
+        report = ingest(
+            [world / "cam1"],
+            db_url=f"sqlite:///{home / 'db.sqlite'}",
+            index_path=home / "index.faiss",
+            index_settings=IndexSettings(),
+            cfg=cfg,
+        )
+        assert report.ok
+        homes.append(home)
+    one, two = rows(homes[0]), rows(homes[1])
+    assert len(one[0]) > 50
+    assert one == two
+
+
+def test_frames_detected_ahead_come_back_in_order_with_the_stride() -> None:
+    """A detector that finishes frames out of order still yields them in frame order, skipped
+    frames included, and nothing is detected twice."""
+    import random
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from indexer.ingest.pipeline import STAGES, _detected
+    from reid.detections import Detections
+
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    class Jittery:
+        thread_safe = True
+
+        def detect(self, frame: np.ndarray, frame_idx: int) -> Detections:
+            time.sleep(random.random() * 0.004)
+            with lock:
+                seen.append(frame_idx)
+            return Detections(
+                xyxy=np.array([[0, 0, 4, 4]], np.float32),
+                confidence=np.ones(1, np.float32),
+                frame_idx=np.array([frame_idx]),
+            )
+
+    frames = ((i, np.full((4, 4, 3), i % 256, np.uint8)) for i in range(60))
+    with ThreadPoolExecutor(3) as pool:
+        parts = SimpleNamespace(
+            detector=Jittery(), pool=pool, pool_threads=3, times=dict.fromkeys(STAGES, 0.0)
+        )
+        out = list(_detected(frames, parts, stride=2))
+    assert [i for i, _, _ in out] == list(range(60))
+    assert all((d is None) == (i % 2 == 1) for i, _, d in out)
+    assert all(int(d.frame_idx[0]) == i for i, _, d in out if d is not None)
+    assert all(int(f[0, 0, 0]) == i for i, f, _ in out)
+    assert sorted(seen) == list(range(0, 60, 2))
