@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tracking_variants import parse_settings  # noqa: E402
+from tracking_variants import parse_settings
 
-from indexer.ingest import IngestConfig  # noqa: E402
-from indexer.ingest.pipeline import ingest_video  # noqa: E402
-from indexer.ingest.sources import Source  # noqa: E402
-from indexer.store.db import make_engine  # noqa: E402
-from indexer.store.migrate import upgrade  # noqa: E402
+from indexer.ingest import IngestConfig
+from indexer.ingest.pipeline import ingest_video
+from indexer.ingest.sources import Source
+from indexer.store.db import make_engine
+from indexer.store.migrate import upgrade
 
 
 def main() -> None:

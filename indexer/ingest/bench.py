@@ -5,10 +5,11 @@ time per stage (decode, detect, track, embed, store). Target: >= 5x real time fo
 10 fps with every frame detected, on 2 cores.
 
 Three measurements: ``synthetic`` and ``pets`` time one video at a time in this process (the
-busy seconds of the pipeline: one stream's speed, every core detecting frames ahead in
-threads while the main thread tracks, embeds and stores); ``archive`` ingests the synthetic world's videos the way ``reidtrace ingest`` does a
-folder, with a process pool of one worker per core, and divides the footage by the wall-clock
-seconds, start-up and index sync included (what an archive costs).
+busy seconds of the pipeline: one stream's speed, every core detecting frames ahead in threads
+while the main thread tracks, embeds and stores); ``archive`` ingests the synthetic world's
+videos the way ``reidtrace ingest`` does a folder, with a process pool of one worker per core,
+and divides the footage by the wall-clock seconds, start-up and index sync included (what an
+archive costs).
 """
 
 from __future__ import annotations

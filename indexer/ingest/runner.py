@@ -161,8 +161,11 @@ def _run_ray(
                 f"cannot connect to the Ray cluster at {address!r}: {err}",
                 hint="start one with `ray start --head`, or use --ray auto for a local one",
             ) from err
+    # one core per task, as Ray schedules it: without this each task's detector took every
+    # core of its node (a thread pool or ONNX Runtime's own threads) beside the node's other tasks
     task = ray.remote(num_cpus=1)(_one)
-    refs = [task.remote((db_url, s, cfg)) for s in sources]
+    cfg_r = IngestConfig(**{**asdict(cfg), "threads": cfg.threads or 1})
+    refs = [task.remote((db_url, s, cfg_r)) for s in sources]
     out = []
     for i, ref in enumerate(refs):
         out.append(ray.get(ref))
