@@ -21,6 +21,11 @@ box), as offline trackers do (e.g. ByteTrack's and StrongSORT's gap interpolatio
 stored track then covers every frame the person was followed, which trajectories and contact
 exposure times count on.
 
+With ``overlap_cover`` < 1, a box more than that fraction covered by another box of the frame
+moves its track but adds nothing to the track's appearance gallery (``reid.track.gallery``):
+an overlapped box's appearance is partly the other person's, and in the gallery it lets the
+track take that person after they part.
+
 With ``homography`` (the camera's image->ground map, metres), each track also follows its foot
 point on the ground and association weighs the ground distance (``reid.track.ground``): with
 perfect boxes this removes most identity swaps inside groups (``docs/tracking.md``).
@@ -33,6 +38,19 @@ import numpy as np
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.geometry import as_homography
+
+
+def _overlapped(xyxy: np.ndarray, cover: float) -> frozenset[int]:
+    """Indices of boxes of which more than ``cover`` of the area lies inside one other box."""
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if len(b) < 2 or cover >= 1.0:
+        return frozenset()
+    lo = np.maximum(b[:, None, :2], b[None, :, :2])
+    hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    np.fill_diagonal(inter, 0.0)
+    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+    return frozenset(np.flatnonzero(inter.max(axis=1) / area > cover).tolist())
 
 
 class DeepSortTracker:
@@ -68,6 +86,7 @@ class DeepSortTracker:
         ground_radius: float = 1.5,
         pixel_noise: float = 0.05,
         max_gap: int = 0,
+        overlap_cover: float = 1.0,
     ) -> None:
         if not 0.0 <= high_score <= 1.0 or not 0.0 < second_iou <= 1.0:
             raise ReidTraceError(
@@ -80,6 +99,12 @@ class DeepSortTracker:
                 f"max_gap must be a whole number of frames >= 0, got {max_gap!r}",
                 hint="0 = no interpolation; 10 fills gaps of up to a second at 10 fps",
             )
+        if not 0.0 <= overlap_cover <= 1.0:
+            raise ReidTraceError(
+                f"overlap_cover must be in [0, 1], got {overlap_cover}",
+                hint="0.5: boxes more than half covered by another add no appearance; 1 = off",
+            )
+        self.overlap_cover = float(overlap_cover)
         self.max_gap = max_gap
         self.high_score = float(high_score)
         self.second_iou = float(second_iou)
@@ -129,6 +154,7 @@ class DeepSortTracker:
         try:
             from deep_sort_realtime.deepsort_tracker import DeepSort
 
+            from reid.track.gallery import CleanGalleryTracker
             from reid.track.ground import GroundDeepSort, GroundMotion
         except ImportError as err:  # pragma: no cover - install problem
             raise ReidTraceError(
@@ -136,6 +162,9 @@ class DeepSortTracker:
                 hint="pip install --no-deps deep-sort-realtime==1.3.2",
             ) from err
         self._ds = DeepSort(embedder=None, **self._args)
+        args = {k: self._args[k] for k in ("max_iou_distance", "max_age", "n_init")}
+        if getattr(self, "overlap_cover", 1.0) < 1.0:  # old pickles: galleries as before
+            self._ds.tracker = CleanGalleryTracker(self._ds.tracker.metric, **args)
         ground = getattr(self, "_ground", None)  # old pickles: image only
         if ground is not None:
             g = dict(ground)
@@ -145,7 +174,6 @@ class DeepSortTracker:
                 image_height=g.pop("image_height"),
                 pixel_noise=g.pop("pixel_noise"),
             )
-            args = {k: self._args[k] for k in ("max_iou_distance", "max_age", "n_init")}
             self._ds.tracker = GroundDeepSort(self._ds.tracker.metric, motion, **g, **args)
         self._ids: dict[str, int] = {}
         self._pending: dict[str, list[tuple[Detections, int]]] = {}
@@ -178,6 +206,8 @@ class DeepSortTracker:
                             dets.embedding[i], class_name="person", others=i)  # fmt: skip
             if hasattr(ds, "annotate"):  # ground association
                 ds.annotate(box)
+            if hasattr(ds, "mark"):
+                ds.mark(box)
             lost[r].update(ds.kf, box)
 
     def _fill_gap(self, key: str, one: Detections) -> Detections | None:
@@ -213,6 +243,8 @@ class DeepSortTracker:
         keep = [i for i, ok in enumerate(valid) if ok and strong[i]]
         if hasattr(self._ds.tracker, "set_frame"):  # ground association
             self._ds.tracker.set_frame(dets.xyxy)
+        if hasattr(self._ds.tracker, "mark"):  # clean galleries: every box of the frame counts
+            self._ds.tracker.overlapped = _overlapped(dets.xyxy, self.overlap_cover)
         tracks = self._ds.update_tracks(
             [raw[i] for i in keep],
             embeds=[dets.embedding[i] for i in keep],

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 from deep_sort_realtime.deep_sort import iou_matching, kalman_filter, linear_assignment
-from deep_sort_realtime.deep_sort.track import Track
-from deep_sort_realtime.deep_sort.tracker import Tracker
 from scipy.optimize import linear_sum_assignment
 
 from reid.geometry import apply_homography
+from reid.track.gallery import CleanGalleryTrack, CleanGalleryTracker
 
 GATED = linear_assignment.INFTY_COST
 CHI2_2D_95 = kalman_filter.chi2inv95[2]
@@ -114,7 +113,7 @@ class GroundMotion:
         return np.einsum("ni,nij,nj->n", d, np.linalg.inv(s), d)
 
 
-class GroundTrack(Track):
+class GroundTrack(CleanGalleryTrack):
     """A DeepSORT track that also follows its foot point on the ground (``ground`` is None
     until the first box whose feet are in the frame)."""
 
@@ -137,7 +136,7 @@ class GroundTrack(Track):
             self.ground = self.motion.update(*self.ground, *z)
 
 
-class GroundDeepSort(Tracker):
+class GroundDeepSort(CleanGalleryTracker):
     """deep-sort-realtime's tracker with the ground distance in every association step.
 
     ``_match`` follows the original (appearance cascade over confirmed tracks, then IoU for new

@@ -221,6 +221,8 @@ def test_market_folder_as_a_gallery(tmp_path, tiny_embedder) -> None:
         ({"detect_stride": 0}, "detect_stride"),
         ({"max_gap": -1}, "max_gap"),
         ({"max_gap": 1.5}, "max_gap"),
+        ({"overlap_cover": 1.5}, "overlap_cover"),
+        ({"overlap_cover": -0.1}, "overlap_cover"),
     ],
 )
 def test_config_mistakes_are_user_errors(kw: dict, needle: str) -> None:

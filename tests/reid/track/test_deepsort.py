@@ -136,3 +136,35 @@ def test_a_checkpoint_from_before_interpolation_keeps_working() -> None:
     old = pickle.loads(pickle.dumps(tracker))
     rows = Detections.merge([old.update(_frame_dets(k, walker)) for k in range(5, 10)])
     assert sorted(rows.frame_idx.tolist()) == list(range(5, 10))
+
+
+def _gallery(tracker, track_no: int) -> np.ndarray:
+    """The appearance vectors DeepSORT holds for our track ``track_no``."""
+    key = next(k for k, no in tracker._ids.items() if no == track_no)
+    samples = {str(t): v for t, v in tracker._ds.tracker.metric.samples.items()}[key]
+    return np.asarray(samples).reshape(len(samples), -1)
+
+
+@pytest.mark.parametrize("cover", [0.5, 1.0])
+def test_an_overlapped_box_adds_nothing_to_its_tracks_gallery(cover: float) -> None:
+    """A walker's box half hidden by a passer-by still moves the track, but with overlap_cover
+    0.5 its (mixed) appearance stays out of the gallery; at 1.0 (off) it goes in."""
+    rng = np.random.default_rng(5)
+    own, other = rng.normal(size=16), rng.normal(size=16)
+    tracker = create_tracker("deepsort", n_init=1, overlap_cover=cover)
+    walker = [(10.0, 20.0, own)]
+    for k in range(4):
+        tracker.update(_frame_dets(k, walker))
+    mixed = own + 0.3 * other  # what a box holding part of the passer-by looks like
+    both = _frame_dets(4, [(10.0, 20.0, mixed), (22.0, 20.0, other)])  # 60% of the walker covered
+    out = tracker.update(both)
+    walker_no = int(out.track_id[np.argmin(out.xyxy[:, 0])])
+    assert np.isclose(out.xyxy[:, 0].min(), 22.0)  # the walker's box was matched this frame
+    unit = mixed / np.linalg.norm(mixed)
+    held = np.isclose(_gallery(tracker, walker_no) @ unit, 1.0).any()
+    assert held == (cover == 1.0)
+
+
+def test_overlap_cover_must_be_a_fraction() -> None:
+    with pytest.raises(ReidTraceError, match="overlap_cover"):
+        create_tracker("deepsort", overlap_cover=1.5)
