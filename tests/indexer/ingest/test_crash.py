@@ -55,23 +55,26 @@ def _is_partial(home: Path) -> bool:
     return bool(statuses) and (len(statuses) < 3 or any(s != "done" for s in statuses))
 
 
-def _kill_when_partial(cmd: list[str], home: Path, timeout: float = 120.0) -> bool:
-    """Start ``cmd``, SIGKILL it the moment the store shows a half-done folder."""
+def _kill_when_partial(cmd: list[str], home: Path, timeout: float = 120.0) -> tuple[bool, bool]:
+    """Start ``cmd``, SIGKILL it the moment the store shows a half-done folder; returns (killed,
+    the store is half done)."""
     proc = subprocess.Popen(
         cmd, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     t0 = time.perf_counter()
+    killed = False
     try:
         while proc.poll() is None and time.perf_counter() - t0 < timeout:
             if _is_partial(home):
                 proc.send_signal(signal.SIGKILL)
+                killed = True
                 break
             time.sleep(0.01)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-    return _is_partial(home)
+    return killed, _is_partial(home)
 
 
 def test_kill_9_ten_times_then_resume(tiny_world, tmp_path, tiny_embedder) -> None:
@@ -113,7 +116,8 @@ def test_kill_9_ten_times_then_resume(tiny_world, tmp_path, tiny_embedder) -> No
         # start-up, or all after the end): then start over and kill once as soon as a video
         # is half done (a folder already ingested in full would only be skipped)
         shutil.rmtree(crashed, ignore_errors=True)
-        partial += _kill_when_partial(_cmd(world, tiny_embedder), crashed)
+        killed, half_done = _kill_when_partial(_cmd(world, tiny_embedder), crashed)
+        kills, partial = kills + killed, partial + half_done
     done = subprocess.run(
         _cmd(world, tiny_embedder), env=_env(crashed), capture_output=True, text=True, check=False
     )
