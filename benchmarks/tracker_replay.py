@@ -8,7 +8,7 @@ Runs what ingestion runs between the detector and the store (the same detector s
 histogram cue, ``DeepSortTracker`` built from ``IngestConfig`` exactly as the pipeline builds it)
 on every frame of each camera, and scores the tracked boxes like ``reidtrace evaluate-tracking``.
 Detections are computed once per camera and detector setting and kept in ``--cache`` (default:
-``WORLD/.detections``), so a tracker setting costs about 25 s on the demo world instead of a full
+``WORLD/.detections``), so a tracker setting costs 15-25 s on the demo world instead of a full
 ingest. KEY=VALUE are ``IngestConfig`` fields with JSON values, as in ``tracking_variants.py``;
 the histogram cue only (``appearance="reid"`` needs the embedder: use ``tracking_variants.py``).
 With the defaults it prints the same MOTA, IDF1 and switches as ``reidtrace ingest`` +
@@ -30,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tracking_variants import parse_settings
 
 from indexer.ingest import IngestConfig
+from indexer.ingest.evaluate import pool_scores
 from indexer.ingest.pipeline import _Components, _new_state
 from indexer.ingest.sources import discover_sources
 from reid.data.mot import read_mot
 from reid.detections import Detections
+from reid.errors import ReidTraceError
 from reid.track import histogram_features
 from reid.track.metrics import score_tracking
 from reid.video import content_hash, probe, read_frames
@@ -62,14 +64,16 @@ def main() -> None:
     if not (args.world / "cameras.json").is_file():
         raise SystemExit(f"{args.world} is not a synthetic world (no cameras.json)")
     kw = parse_settings(args.settings)
-    cfg = IngestConfig(**kw).validate()
+    try:
+        cfg = IngestConfig(**kw).validate()
+    except ReidTraceError as err:
+        raise SystemExit(str(err)) from None
     if cfg.appearance != "histogram" or cfg.detect_stride != 1:
         raise SystemExit(
             "tracker_replay runs the histogram cue on every frame; use tracking_variants.py"
         )
-    totals = {"gt_boxes": 0, "misses": 0, "false_positives": 0, "id_switches": 0}
-    num = den = 0.0
-    per_camera = {}
+    scores: dict[str, dict] = {}
+    hyp_boxes: dict[str, int] = {}
     for source in discover_sources([args.world]):
         if source.gt_path is None:
             continue
@@ -84,25 +88,15 @@ def main() -> None:
             tracked = tracker.update(d)
             if len(tracked):
                 rows.append(tracked)
+        if parts.pool is not None:
+            parts.pool.shutdown()
         hyp = Detections.merge(rows) if rows else Detections.empty()
-        s = score_tracking(read_mot(source.gt_path), hyp)
-        per_camera[source.camera] = (round(s["mota"], 3), round(s["idf1"], 3), s["id_switches"])
-        for k in totals:
-            totals[k] += s[k]
-        num += s["idf1"] * (s["gt_boxes"] + len(hyp))
-        den += s["gt_boxes"] + len(hyp)
-    errors = totals["misses"] + totals["false_positives"] + totals["id_switches"]
-    print(
-        json.dumps(
-            {
-                "settings": kw,
-                "mota": round(1 - errors / max(totals["gt_boxes"], 1), 4),
-                "idf1": round(num / max(den, 1e-9), 4),
-                "id_switches": totals["id_switches"],
-                "per_camera": per_camera,
-            }
-        )
-    )
+        scores[source.camera] = score_tracking(read_mot(source.gt_path), hyp)
+        hyp_boxes[source.camera] = len(hyp)
+    per_camera = {
+        c: (round(s["mota"], 3), round(s["idf1"], 3), s["id_switches"]) for c, s in scores.items()
+    }
+    print(json.dumps({"settings": kw, **pool_scores(scores, hyp_boxes), "per_camera": per_camera}))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ def evaluate_tracking(world: str | Path, *, db_url: str) -> dict:
     sources = discover_sources([world])
     engine = make_engine(db_url)
     per_camera: dict[str, dict] = {}
-    totals = {"gt_boxes": 0, "misses": 0, "false_positives": 0, "id_switches": 0}
-    idf1_num = idf1_den = 0.0
+    hyp_boxes: dict[str, int] = {}
     try:
         with make_session_factory(engine)() as session:
             for s in sources:
@@ -44,28 +43,29 @@ def evaluate_tracking(world: str | Path, *, db_url: str) -> dict:
                     )
                 hyp = repo.detections_for_video(session=session, video_id=video.id)
                 gt = read_mot(s.gt_path)
-                score = score_tracking(gt, hyp)
-                per_camera[s.camera] = score
-                for k in totals:
-                    totals[k] += score[k]
-                # IDF1 pooled over cameras: 2 IDTP / (gt + hyp boxes)
-                n_hyp = len(hyp)
-                idf1_num += score["idf1"] * (score["gt_boxes"] + n_hyp)
-                idf1_den += score["gt_boxes"] + n_hyp
+                per_camera[s.camera] = score_tracking(gt, hyp)
+                hyp_boxes[s.camera] = len(hyp)
     finally:
         engine.dispose()
     if not per_camera:
         raise ReidTraceError(
             f"{world} has no gt.txt files to score against", hint="check the world"
         )
-    mota = 1.0 - (totals["misses"] + totals["false_positives"] + totals["id_switches"]) / max(
-        totals["gt_boxes"], 1
-    )
+    return {**pool_scores(per_camera, hyp_boxes), "per_camera": per_camera}
+
+
+def pool_scores(per_camera: dict[str, dict], hyp_boxes: dict[str, int]) -> dict:
+    """MOTA, IDF1 and switches over all cameras from their ``score_tracking`` results and
+    their numbers of tracked boxes: errors summed, IDF1 as 2 IDTP / (gt + hyp boxes)."""
+    totals = {k: sum(s[k] for s in per_camera.values()) for k in
+              ("gt_boxes", "misses", "false_positives", "id_switches")}  # fmt: skip
+    errors = totals["misses"] + totals["false_positives"] + totals["id_switches"]
+    num = sum(s["idf1"] * (s["gt_boxes"] + hyp_boxes[c]) for c, s in per_camera.items())
+    den = sum(s["gt_boxes"] + hyp_boxes[c] for c, s in per_camera.items())
     return {
-        "mota": round(mota, 4),
-        "idf1": round(idf1_num / max(idf1_den, 1e-9), 4),
+        "mota": round(1.0 - errors / max(totals["gt_boxes"], 1), 4),
+        "idf1": round(num / max(den, 1e-9), 4),
         "id_switches": totals["id_switches"],
-        "per_camera": per_camera,
     }
 
 

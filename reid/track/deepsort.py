@@ -42,15 +42,14 @@ from reid.geometry import as_homography
 
 def _overlapped(xyxy: np.ndarray, cover: float) -> frozenset[int]:
     """Indices of boxes of which more than ``cover`` of the area lies inside one other box."""
-    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    if len(b) < 2 or cover >= 1.0:
+    from reid.detect._boxes import box_area, box_intersection
+
+    if len(xyxy) < 2 or cover >= 1.0:
         return frozenset()
-    lo = np.maximum(b[:, None, :2], b[None, :, :2])
-    hi = np.minimum(b[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    inter = box_intersection(xyxy, xyxy)
     np.fill_diagonal(inter, 0.0)
-    area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
-    return frozenset(np.flatnonzero(inter.max(axis=1) / area > cover).tolist())
+    covered = inter.max(axis=1) / np.maximum(box_area(xyxy), 1e-9)
+    return frozenset(np.flatnonzero(covered > cover).tolist())
 
 
 class DeepSortTracker:
