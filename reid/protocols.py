@@ -45,6 +45,15 @@ class Tracker(Protocol):
         """Forget every track (a new video or a cut in the stream)."""
         ...
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything the tracker remembers, as named arrays of numbers or strings (saved
+        without pickle with each ingestion chunk, so a killed run resumes exactly)."""
+        ...
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from ``get_state``'s arrays."""
+        ...
+
 
 @runtime_checkable
 class Embedder(Protocol):

@@ -250,6 +250,7 @@ def _new_state(
             # a stride of N leaves N - 1 undetected frames between every two detections
             max_gap=max(cfg.max_gap, cfg.detect_stride - 1),
             overlap_cover=cfg.overlap_cover,
+            ground_cue=cfg.ground_cue,
             **ground,
         ),
         crops=BestCrops(k=cfg.crops_per_track, min_gap=5),

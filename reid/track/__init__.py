@@ -6,9 +6,10 @@ from typing import Any
 
 from reid.errors import ReidTraceError
 from reid.track.appearance import histogram_features
+from reid.track.config import TrackerConfig
 from reid.track.deepsort import DeepSortTracker
 
-__all__ = ["DeepSortTracker", "create_tracker", "histogram_features"]
+__all__ = ["DeepSortTracker", "TrackerConfig", "create_tracker", "histogram_features"]
 
 _TRACKERS = {"deepsort": DeepSortTracker}
 

@@ -1,49 +1,95 @@
 """Per-camera tracking with DeepSORT (Kalman motion + appearance, Hungarian assignment).
 
-Uses the ``deep-sort-realtime`` tracker as is (Kalman filter, cascade matching, scipy-free
-linear assignment) and adapts it to ``Detections``: appearance vectors come from the
-detections' ``embedding`` column (or a colour histogram when it is empty), track ids become
-integers, and the boxes of a track's tentative first frames are emitted once the track is
-confirmed, so a track's first frames are not lost.
+DeepSORT (Wojke et al. 2017): every track carries a constant-velocity Kalman filter of its box
+(``reid.track.kalman``) and a gallery of its recent appearance vectors. Each frame, confirmed
+tracks take boxes by nearest appearance inside the motion gate, most recently seen first (the
+matching cascade); then new and just-lost tracks take the remaining boxes by IoU
+(``reid.track.association``). Appearance vectors come from the detections' ``embedding`` column
+(a colour histogram or ReID vectors, chosen by the caller).
 
-With ``high_score`` set, association runs in two stages (after ByteTrack, Zhang et al. 2022):
-boxes scoring at least ``high_score`` go through DeepSORT; weaker boxes (the detector is asked
-for them with a lower threshold) can only continue a confirmed track that DeepSORT left
-unmatched in this frame, by IoU with its predicted box. A partly hidden or badly lit person
-whom the detector scores 0.15-0.35 then keeps their track instead of breaking it, while weak
-boxes on clutter never start one. deep-sort-realtime has no such stage, hence the few lines
-here.
+Why the project owns this instead of wrapping deep-sort-realtime: the project's additions below
+reach into the library's internals (four subclasses), its state was an object graph that could
+only be pickled, and its wheel pins the GUI OpenCV. Here the whole state is arrays
+(``get_state``/``set_state``), saved without pickle. The numbers are the library's (1.3.2),
+bit for bit: ``tests/reid/track/test_deepsort.py`` replays streams through both.
 
-With ``max_gap`` > 0, a confirmed track that is matched again after missing up to ``max_gap``
-frames (the detector lost the person behind a post, or ``detect_stride`` skipped frames) gets
-boxes for the frames in between, linearly interpolated and marked with confidence 0 (no detector
-box), as offline trackers do (e.g. ByteTrack's and StrongSORT's gap interpolation): the
-stored track then covers every frame the person was followed, which trajectories and contact
-exposure times count on.
+Beyond DeepSORT:
 
-With ``overlap_cover`` < 1, a box more than that fraction covered by another box of the frame
-moves its track but adds nothing to the track's appearance gallery (``reid.track.gallery``):
-an overlapped box's appearance is partly the other person's, and in the gallery it lets the
-track take that person after they part.
+* **Two stages** (after ByteTrack, Zhang et al. 2022), with ``high_score`` set: boxes scoring at
+  least ``high_score`` go through DeepSORT; weaker boxes (the detector is asked for them with a
+  lower threshold) can only continue a confirmed track DeepSORT left unmatched in this frame,
+  by IoU with its predicted box. A partly hidden person whom the detector scores 0.15-0.35 keeps
+  their track, while weak boxes on clutter never start one.
+* **Gap filling**, with ``max_gap`` > 0: a confirmed track matched again after missing up to
+  ``max_gap`` frames gets boxes for the frames in between, linearly interpolated, confidence 0
+  (no detector box), as offline trackers do (ByteTrack's and StrongSORT's interpolation).
+* **Clean galleries**, with ``overlap_cover`` < 1: a box more than that fraction covered by
+  another box of the frame moves its track but adds nothing to its appearance gallery: an
+  overlapped box's appearance is partly the other person's, and in the gallery it lets the track
+  take that person after they part (as occlusion-aware updates do, e.g. OC-SORT).
+* **Ground association**, with ``ground_cue`` and a ``homography`` (image->ground, metres):
+  each track also follows its foot point on the ground (``reid.track.ground``). In the cascade
+  the cost is the appearance distance plus ``ground_weight`` x the ground Mahalanobis distance
+  (capped at ``ground_gate``, scaled to 1), and a box may also join a track outside the image
+  gate when its feet are within ``ground_radius`` m of the track's predicted feet and its box
+  shape fits (a walking group's formation turns with it, moving members ~1 m in one frame). The
+  ground never narrows the image gate: a partly hidden person's box bottom is not the feet.
 
-With ``homography`` (the camera's image->ground map, metres), each track also follows its foot
-point on the ground and association weighs the ground distance (``reid.track.ground``): with
-perfect boxes this removes most identity swaps inside groups (``docs/tracking.md``).
+A track's boxes are emitted once it is confirmed (its tentative first boxes included, so a
+track's first frames are not lost); rows may therefore belong to earlier frames.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
 
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from reid.detect._boxes import box_area, box_intersection, box_iou
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.geometry import as_homography
+from reid.track import association, kalman
+from reid.track.config import TrackerConfig
+from reid.track.ground import GroundMotion, GroundState, ground_terms, shape_gate
+from reid.track.state import TrackerState, pack_tracker, unpack_tracker
+
+TENTATIVE, CONFIRMED, DELETED = 1, 2, 3
+
+
+@dataclass
+class Track:
+    """One track's state. ``features`` are appearance vectors not yet in the gallery."""
+
+    tid: int
+    mean: np.ndarray
+    cov: np.ndarray
+    hits: int = 1
+    age: int = 1
+    since_update: int = 0
+    status: int = TENTATIVE
+    features: list[np.ndarray] = field(default_factory=list)
+    ground: GroundState | None = None
+    box: int | None = None  # index of this frame's matched box (reset by predict)
+
+
+@dataclass
+class _Box:
+    """One box offered to the tracks in this frame."""
+
+    index: int  # row in the frame's Detections
+    ltwh: np.ndarray  # float32
+    feature: np.ndarray  # float32
+    overlapped: bool = False
+    ground: GroundState | None = None
+
+    def xyah(self) -> np.ndarray:
+        return kalman.to_xyah(self.ltwh)
 
 
 def _overlapped(xyxy: np.ndarray, cover: float) -> frozenset[int]:
     """Indices of boxes of which more than ``cover`` of the area lies inside one other box."""
-    from reid.detect._boxes import box_area, box_intersection
-
     if len(xyxy) < 2 or cover >= 1.0:
         return frozenset()
     inter = box_intersection(xyxy, xyxy)
@@ -55,176 +101,85 @@ def _overlapped(xyxy: np.ndarray, cover: float) -> frozenset[int]:
 class DeepSortTracker:
     """``Tracker`` protocol: ``update(dets)`` returns the tracked boxes with ``track_id`` set.
 
-    The returned rows may include earlier frames (a newly confirmed track's tentative boxes);
-    each row keeps its own ``frame_idx``.
-
-    Ground association (only with ``homography``): ``image_height`` tells which boxes are cut
-    by the frame's bottom (their foot point is not the feet); ``fps`` scales the walking-speed
-    priors; a box of the track's shape within ``ground_radius`` metres of its predicted feet may
-    join it even outside the image gate (loose, because a group's formation turning with it
-    moves its members up to ~1 m in one frame); ``ground_weight`` times the ground Mahalanobis
-    distance (capped at ``ground_gate``, chi-square units, then scaled to 1) is added to the
-    appearance cost; ``pixel_noise`` is the foot point's error as a fraction of the box height.
+    ``config`` holds every setting (``reid.track.TrackerConfig``, the defaults); keyword
+    arguments override single settings. ``high_score`` is the detector's own threshold (0 = one
+    stage). Ground association needs ``config.ground_cue`` and ``homography``; ``image_height``
+    tells which boxes are cut by the frame's bottom (their foot point is not the feet) and
+    ``fps`` scales the walking-speed priors.
     """
 
     def __init__(
         self,
+        config: TrackerConfig | None = None,
         *,
-        max_age: int = 30,
-        n_init: int = 3,
-        max_cosine_distance: float = 0.3,
-        max_iou_distance: float = 0.7,
-        nn_budget: int | None = 50,
         high_score: float = 0.0,
-        second_iou: float = 0.5,
         homography: np.ndarray | list | None = None,
         image_height: int | None = None,
         fps: float = 10.0,
-        ground_weight: float = 0.3,
-        ground_gate: float = 9.21,
-        ground_radius: float = 1.5,
-        pixel_noise: float = 0.05,
-        max_gap: int = 0,
-        overlap_cover: float = 1.0,
+        **settings: object,
     ) -> None:
-        if not 0.0 <= high_score <= 1.0 or not 0.0 < second_iou <= 1.0:
+        unknown = set(settings) - TrackerConfig.names()
+        if unknown:
             raise ReidTraceError(
-                f"high_score must be in [0, 1] and second_iou in (0, 1], got {high_score}, "
-                f"{second_iou}",
-                hint="high_score is the detector's usual threshold (0 = one stage); second_iou 0.5",
+                f"unknown tracker setting(s): {', '.join(sorted(unknown))}",
+                hint=f"settings: {', '.join(sorted(TrackerConfig.names()))}",
             )
-        if isinstance(max_gap, bool) or not isinstance(max_gap, int) or max_gap < 0:
+        base = config or TrackerConfig()
+        self.config = TrackerConfig(**{**base.fingerprint(), **settings}).validate()
+        if not 0.0 <= high_score <= 1.0:
             raise ReidTraceError(
-                f"max_gap must be a whole number of frames >= 0, got {max_gap!r}",
-                hint="0 = no interpolation; 10 fills gaps of up to a second at 10 fps",
+                f"high_score must be in [0, 1], got {high_score}",
+                hint="the detector's usual score threshold (0 = one stage)",
             )
-        if not 0.0 <= overlap_cover <= 1.0:
-            raise ReidTraceError(
-                f"overlap_cover must be in [0, 1], got {overlap_cover}",
-                hint="0.5: boxes more than half covered by another add no appearance; 1 = off",
-            )
-        self.overlap_cover = float(overlap_cover)
-        self.max_gap = max_gap
         self.high_score = float(high_score)
-        self.second_iou = float(second_iou)
-        if max_age < 1 or n_init < 1:
-            raise ReidTraceError(
-                f"tracker needs max_age >= 1 and n_init >= 1, got {max_age}, {n_init}",
-                hint="defaults: max_age=30 frames, n_init=3",
-            )
-        if not 0 < max_cosine_distance <= 2:
-            raise ReidTraceError(
-                f"max_cosine_distance must be in (0, 2], got {max_cosine_distance}", hint="try 0.3"
-            )
-        self._ground: dict | None = None
+        self._motion: GroundMotion | None = None
         if homography is not None:
-            positive = (fps, ground_gate, ground_radius, pixel_noise)
-            if min(positive) <= 0 or ground_weight < 0:
+            if fps <= 0 or (image_height is not None and image_height < 1):
                 raise ReidTraceError(
-                    f"ground association needs fps, ground_gate, ground_radius and pixel_noise "
-                    f"> 0 and ground_weight >= 0, got {positive} and {ground_weight}",
-                    hint="defaults: the video's fps, ground_gate=9.21 (chi-square 99%, 2 dof), "
-                    "ground_radius=1.5 m, pixel_noise=0.05 (of the box height), ground_weight=0.3",
+                    f"ground association needs fps > 0 and image_height >= 1, got {fps}, "
+                    f"{image_height}",
+                    hint="the video's fps and frame height in pixels (or None)",
                 )
-            if image_height is not None and image_height < 1:
-                raise ReidTraceError(
-                    f"image_height must be >= 1, got {image_height}",
-                    hint="the frame height in pixels, or None",
-                )
-            self._ground = {
-                "homography": as_homography(homography, name="tracker homography"),
-                "image_height": image_height,
-                "fps": float(fps),
-                "pixel_noise": float(pixel_noise),
-                "ground_weight": float(ground_weight),
-                "ground_gate": float(ground_gate),
-                "ground_radius": float(ground_radius),
-            }
-        self._args = {
-            "max_age": max_age,
-            "n_init": n_init,
-            "max_cosine_distance": max_cosine_distance,
-            "max_iou_distance": max_iou_distance,
-            "nn_budget": nn_budget,
-        }
+            homography = as_homography(homography, name="tracker homography")
+        if homography is not None and self.config.ground_cue:
+            self._motion = GroundMotion(
+                homography,
+                fps=float(fps),
+                image_height=image_height,
+                pixel_noise=self.config.pixel_noise,
+            )
         self.reset()
 
+    @property
+    def uses_ground(self) -> bool:
+        return self._motion is not None
+
     def reset(self) -> None:
-        try:
-            from deep_sort_realtime.deepsort_tracker import DeepSort
+        """Forget every track (a new video or a cut in the stream)."""
+        self.tracks: list[Track] = []
+        self.gallery: dict[int, np.ndarray] = {}  # confirmed track -> (n, d) recent vectors
+        self.next_tid = 1
+        self.track_no: dict[int, int] = {}  # tid -> the number emitted (in confirmation order)
+        self.pending: dict[int, list[Detections]] = {}  # tentative tid -> its boxes so far
+        self.last: dict[int, tuple[int, np.ndarray]] = {}  # tid -> last emitted frame, box
 
-            from reid.track.gallery import CleanGalleryTracker
-            from reid.track.ground import GroundDeepSort, GroundMotion
-        except ImportError as err:  # pragma: no cover - install problem
-            raise ReidTraceError(
-                "the DeepSORT tracker is not installed",
-                hint="pip install --no-deps deep-sort-realtime==1.3.2",
-            ) from err
-        self._ds = DeepSort(embedder=None, **self._args)
-        args = {k: self._args[k] for k in ("max_iou_distance", "max_age", "n_init")}
-        if getattr(self, "overlap_cover", 1.0) < 1.0:  # old pickles: galleries as before
-            self._ds.tracker = CleanGalleryTracker(self._ds.tracker.metric, **args)
-        ground = getattr(self, "_ground", None)  # old pickles: image only
-        if ground is not None:
-            g = dict(ground)
-            motion = GroundMotion(
-                g.pop("homography"),
-                fps=g.pop("fps"),
-                image_height=g.pop("image_height"),
-                pixel_noise=g.pop("pixel_noise"),
+    # -- state -------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything the tracker remembers, as named arrays (``reid.track.state``)."""
+        return pack_tracker(
+            TrackerState(
+                self.tracks, self.gallery, self.next_tid, self.track_no, self.pending, self.last
             )
-            self._ds.tracker = GroundDeepSort(self._ds.tracker.metric, motion, **g, **args)
-        self._ids: dict[str, int] = {}
-        self._pending: dict[str, list[tuple[Detections, int]]] = {}
-        self._last: dict[str, tuple[int, np.ndarray]] = {}  # key -> last emitted frame, box
+        )
 
-    def _int_id(self, key: str) -> int:
-        if key not in self._ids:
-            self._ids[key] = len(self._ids) + 1
-        return self._ids[key]
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from ``get_state``'s arrays (a resumed video); same settings assumed."""
+        s = unpack_tracker(arrays, Track)
+        self.tracks, self.gallery, self.next_tid = s.tracks, s.gallery, s.next_tid
+        self.track_no, self.pending, self.last = s.track_no, s.pending, s.last
 
-    def _second_stage(self, dets: Detections, weak: list[int]) -> None:
-        """Weak boxes continue confirmed tracks DeepSORT left unmatched (IoU, Hungarian)."""
-        from deep_sort_realtime.deep_sort.detection import Detection
-        from scipy.optimize import linear_sum_assignment
-
-        from reid.detect._boxes import box_iou
-
-        ds = self._ds.tracker
-        lost = [t for t in ds.tracks if t.is_confirmed() and t.time_since_update >= 1]
-        if not lost:
-            return
-        predicted = np.array([t.to_tlbr() for t in lost], np.float32)
-        iou = box_iou(predicted, dets.xyxy[weak])
-        for r, c in zip(*linear_sum_assignment(-iou), strict=True):
-            if iou[r, c] < self.second_iou:
-                continue
-            i = weak[c]
-            x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
-            box = Detection([x0, y0, x1 - x0, y1 - y0], float(dets.confidence[i]),
-                            dets.embedding[i], class_name="person", others=i)  # fmt: skip
-            if hasattr(ds, "annotate"):  # ground association
-                ds.annotate(box)
-            if hasattr(ds, "mark"):
-                ds.mark(box)
-            lost[r].update(ds.kf, box)
-
-    def _fill_gap(self, key: str, one: Detections) -> Detections | None:
-        """Boxes for the frames a confirmed track missed before ``one`` (linear, confidence 0)."""
-        prev = self._last.get(key)  # update() creates _last for old pickles
-        if prev is None or not getattr(self, "max_gap", 0):
-            return None
-        f0, box0 = prev
-        f1 = int(one.frame_idx[0])
-        n = f1 - f0 - 1
-        if n < 1 or n > self.max_gap:
-            return None
-        w = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[:, None]
-        out = one[np.zeros(n, np.int64)]  # copies every column (embedding, extra) of ``one``
-        out.xyxy = ((1 - w) * box0[None, :] + w * one.xyxy[0][None, :]).astype(np.float32)
-        out.confidence = np.zeros(n, np.float32)
-        out.frame_idx = np.arange(f0 + 1, f1, dtype=np.int64)
-        return out
+    # -- one frame ---------------------------------------------------------------------------
 
     def update(self, detections: Detections) -> Detections:
         """Feed one frame's detections (all with the same ``frame_idx``)."""
@@ -233,50 +188,228 @@ class DeepSortTracker:
             raise ValueError("DeepSortTracker.update takes one frame at a time")
         if dets.embedding is None:
             raise ValueError("DeepSortTracker needs dets.embedding (appearance) to be filled")
-        raw = [
-            ([float(x0), float(y0), float(x1 - x0), float(y1 - y0)], float(c), "person")
-            for (x0, y0, x1, y1), c in zip(dets.xyxy, dets.confidence, strict=True)
-        ]
-        valid = [r[0][2] > 0 and r[0][3] > 0 for r in raw]
-        strong = dets.confidence >= getattr(self, "high_score", 0.0)  # old pickles: one stage
-        keep = [i for i, ok in enumerate(valid) if ok and strong[i]]
-        if hasattr(self._ds.tracker, "set_frame"):  # ground association
-            self._ds.tracker.set_frame(dets.xyxy)
-        if hasattr(self._ds.tracker, "mark"):  # clean galleries: every box of the frame counts
-            self._ds.tracker.overlapped = _overlapped(dets.xyxy, self.overlap_cover)
-        tracks = self._ds.update_tracks(
-            [raw[i] for i in keep],
-            embeds=[dets.embedding[i] for i in keep],
-            others=keep,
-        )
-        weak = [i for i, ok in enumerate(valid) if ok and not strong[i]]
+        boxes = self._boxes(dets)
+        strong = [b for b in boxes if dets.confidence[b.index] >= self.high_score]
+        weak = [b for b in boxes if dets.confidence[b.index] < self.high_score]
+        for t in self.tracks:
+            self._predict(t)
+        matches, unmatched_tracks, unmatched_boxes = self._match(strong)
+        for k, j in matches:
+            self._update(self.tracks[k], strong[j])
+        for k in unmatched_tracks:
+            t = self.tracks[k]
+            if t.status == TENTATIVE or t.since_update > self.config.max_age:
+                t.status = DELETED
+        for j in unmatched_boxes:
+            self._start(strong[j])
+        self.tracks = [t for t in self.tracks if t.status != DELETED]
+        self._fill_galleries()
         if weak:
-            self._second_stage(dets, weak)
+            self._second_stage(weak, dets.xyxy)
+        return self._emit(dets)
+
+    def _boxes(self, dets: Detections) -> list[_Box]:
+        """The frame's boxes of positive size, with their overlap flag and foot point."""
+        covered = _overlapped(dets.xyxy, self.config.overlap_cover)
+        ground = self._motion.measure(dets.xyxy) if self._motion is not None else None
+        out = []
+        for i, (x0, y0, x1, y1) in enumerate(dets.xyxy):
+            w, h = float(x1 - x0), float(y1 - y0)
+            if w <= 0 or h <= 0:
+                continue
+            box = _Box(
+                index=i,
+                ltwh=np.asarray([float(x0), float(y0), w, h], dtype=np.float32),
+                feature=np.asarray(dets.embedding[i], dtype=np.float32),
+                overlapped=i in covered,
+            )
+            if ground is not None and np.isfinite(ground[0][i]).all():
+                box.ground = (ground[0][i], ground[1][i])
+            out.append(box)
+        return out
+
+    def _predict(self, t: Track) -> None:
+        t.mean, t.cov = kalman.predict(t.mean, t.cov)
+        t.age += 1
+        t.since_update += 1
+        t.box = None
+        if t.ground is not None and self._motion is not None:
+            t.ground = self._motion.predict(*t.ground)
+
+    def _update(self, t: Track, box: _Box) -> None:
+        t.mean, t.cov = kalman.update(t.mean, t.cov, box.xyah())
+        if not box.overlapped or not t.features:  # an overlapped box looks partly like another
+            t.features.append(box.feature)
+        t.box = box.index
+        t.hits += 1
+        t.since_update = 0
+        if t.status == TENTATIVE and t.hits >= self.config.n_init:
+            t.status = CONFIRMED
+        if box.ground is not None and self._motion is not None:
+            t.ground = (
+                self._motion.initiate(*box.ground)
+                if t.ground is None
+                else self._motion.update(*t.ground, *box.ground)
+            )
+
+    def _start(self, box: _Box) -> None:
+        mean, cov = kalman.initiate(box.xyah())
+        t = Track(tid=self.next_tid, mean=mean, cov=cov, features=[box.feature], box=box.index)
+        if box.ground is not None and self._motion is not None:
+            t.ground = self._motion.initiate(*box.ground)
+        self.tracks.append(t)
+        self.next_tid += 1
+
+    def _fill_galleries(self) -> None:
+        """Confirmed tracks' new vectors join their galleries (the latest ``nn_budget``); the
+        last vector stays pending, so a track seen again without a new vector still weighs its
+        latest look (deep-sort-realtime's behaviour, kept for identical tracks)."""
+        budget = self.config.nn_budget
+        gallery = {}
+        for t in self.tracks:
+            if t.status != CONFIRMED:
+                continue
+            old = self.gallery.get(t.tid)
+            rows = ([] if old is None else list(old)) + t.features
+            if budget is not None:
+                rows = rows[-budget:]
+            gallery[t.tid] = np.asarray(rows)
+            t.features = [t.features[-1]]
+        self.gallery = gallery
+
+    # -- association -------------------------------------------------------------------------
+
+    def _appearance(self, boxes: list[_Box], rows: list[int], cols: list[int]) -> np.ndarray:
+        feats = np.array([boxes[j].feature for j in cols])
+        cost = np.zeros((len(rows), len(cols)))
+        for r, k in enumerate(rows):
+            cost[r, :] = association.nn_cosine_distance(self.gallery[self.tracks[k].tid], feats)
+        return cost
+
+    def _gated_appearance(self, boxes: list[_Box], rows: list[int], cols: list[int]) -> np.ndarray:
+        xyah = np.asarray([boxes[j].xyah() for j in cols])
+        states = [(self.tracks[k].mean, self.tracks[k].cov) for k in rows]
+        return association.gate(self._appearance(boxes, rows, cols), states, xyah)
+
+    def _match(self, boxes: list[_Box]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """(track index, box index) pairs, unmatched track indices, unmatched box indices."""
+        confirmed = [k for k, t in enumerate(self.tracks) if t.status == CONFIRMED]
+        unconfirmed = [k for k, t in enumerate(self.tracks) if t.status != CONFIRMED]
+        threshold = self.config.max_cosine_distance
+        unmatched = list(range(len(boxes)))
+        matches_a: list[tuple[int, int]] = []
+        for level in range(self.config.max_age):  # the matching cascade
+            if not unmatched:
+                break
+            rows = [k for k in confirmed if self.tracks[k].since_update == 1 + level]
+            if not rows:
+                continue
+            if self._motion is None:
+                found, _, unmatched = association.min_cost_matching(
+                    lambda r, c: self._gated_appearance(boxes, r, c), threshold, rows, unmatched
+                )
+            else:
+                found, unmatched = self._ground_level(boxes, rows, unmatched)
+            matches_a += found
+        if self._motion is None:
+            lost_a = list(set(confirmed) - {k for k, _ in matches_a})
+        else:
+            lost_a = [k for k in confirmed if k not in {k for k, _ in matches_a}]
+        candidates = unconfirmed + [k for k in lost_a if self.tracks[k].since_update == 1]
+        lost_a = [k for k in lost_a if self.tracks[k].since_update != 1]
+
+        def iou_cost(rows: list[int], cols: list[int]) -> np.ndarray:
+            ts = [self.tracks[k] for k in rows]
+            ltwh = np.asarray([boxes[j].ltwh for j in cols])
+            return association.iou_cost([t.mean for t in ts], [t.since_update for t in ts], ltwh)
+
+        matches_b, lost_b, unmatched = association.min_cost_matching(
+            iou_cost, self.config.max_iou_distance, candidates, unmatched
+        )
+        return matches_a + matches_b, list(set(lost_a + lost_b)), unmatched
+
+    def _ground_level(
+        self, boxes: list[_Box], rows: list[int], cols: list[int]
+    ) -> tuple[list[tuple[int, int]], list[int]]:
+        """One cascade level with the ground distance in the cost (see the module docstring)."""
+        assert self._motion is not None
+        cfg = self.config
+        app = self._appearance(boxes, rows, cols)
+        known, maha, metres = ground_terms(
+            self._motion,
+            cfg.ground_gate,
+            [self.tracks[k].ground for k in rows],
+            [boxes[j].ground for j in cols],
+        )
+        xyah = np.asarray([boxes[j].xyah() for j in cols])
+        states = [(self.tracks[k].mean, self.tracks[k].cov) for k in rows]
+        image_gate = association.gate(app.copy(), states, xyah) < association.GATED
+        wide = known & (metres <= cfg.ground_radius)
+        if wide.any():
+            wide &= shape_gate(states, xyah)
+        ok = (app <= cfg.max_cosine_distance) & (image_gate | wide)
+        cost = np.where(
+            ok, app + cfg.ground_weight * np.sqrt(np.minimum(maha, 1.0)), association.GATED
+        )
+        found = []
+        for r, c in zip(*linear_sum_assignment(cost), strict=True):
+            if ok[r, c]:
+                found.append((rows[r], cols[c]))
+        taken = {j for _, j in found}
+        return found, [j for j in cols if j not in taken]
+
+    def _second_stage(self, weak: list[_Box], xyxy: np.ndarray) -> None:
+        """Weak boxes continue confirmed tracks left unmatched this frame (IoU, Hungarian)."""
+        lost = [t for t in self.tracks if t.status == CONFIRMED and t.since_update >= 1]
+        if not lost:
+            return
+        predicted = np.array([kalman.to_ltrb(t.mean) for t in lost], np.float32)
+        iou = box_iou(predicted, xyxy[[b.index for b in weak]])
+        for r, c in zip(*linear_sum_assignment(-iou), strict=True):
+            if iou[r, c] >= self.config.second_iou:
+                self._update(lost[r], weak[c])
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _fill_gap(self, tid: int, one: Detections) -> Detections | None:
+        """Boxes for the frames a confirmed track missed before ``one`` (linear, confidence 0)."""
+        prev = self.last.get(tid)
+        if prev is None or not self.config.max_gap:
+            return None
+        f0, box0 = prev
+        f1 = int(one.frame_idx[0])
+        n = f1 - f0 - 1
+        if n < 1 or n > self.config.max_gap:
+            return None
+        w = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[:, None]
+        out = one[np.zeros(n, np.int64)]  # copies every column (embedding, extra) of ``one``
+        out.xyxy = ((1 - w) * box0[None, :] + w * one.xyxy[0][None, :]).astype(np.float32)
+        out.confidence = np.zeros(n, np.float32)
+        out.frame_idx = np.arange(f0 + 1, f1, dtype=np.int64)
+        return out
+
+    def _emit(self, dets: Detections) -> Detections:
         rows: list[Detections] = []
         ids: list[int] = []
-        last = self.__dict__.setdefault("_last", {})  # old pickles: no interpolation state
-        for t in tracks:
-            if t.time_since_update != 0 or t.others is None:
-                continue  # not matched to a detection this frame
-            key = str(t.track_id)
-            one = dets[np.array([t.others])]
-            if not t.is_confirmed():
-                self._pending.setdefault(key, []).append((one, 0))
+        for t in self.tracks:
+            if t.since_update != 0 or t.box is None:
+                continue  # not matched to a box this frame
+            one = dets[np.array([t.box])]
+            if t.status != CONFIRMED:
+                self.pending.setdefault(t.tid, []).append(one)
                 continue
-            track_no = self._int_id(key)
+            no = self.track_no.setdefault(t.tid, len(self.track_no) + 1)
             # the tentative boxes (once confirmed), then this one, each after its gap's fill
-            for box in [old for old, _ in self._pending.pop(key, [])] + [one]:
-                gap = self._fill_gap(key, box)
+            for box in [*self.pending.pop(t.tid, []), one]:
+                gap = self._fill_gap(t.tid, box)
                 for part in (gap, box) if gap is not None else (box,):
                     rows.append(part)
-                    ids += [track_no] * len(part)
-                last[key] = (int(box.frame_idx[0]), box.xyxy[0].copy())
+                    ids += [no] * len(part)
+                self.last[t.tid] = (int(box.frame_idx[0]), box.xyxy[0].copy())
         # drop the buffers of tentative tracks and the last boxes of tracks that died
-        alive = {str(t.track_id) for t in tracks}
-        for key in [k for k in self._pending if k not in alive]:
-            del self._pending[key]
-        for key in [k for k in last if k not in alive]:
-            del last[key]
+        alive = {t.tid for t in self.tracks}
+        self.pending = {k: v for k, v in self.pending.items() if k in alive}
+        self.last = {k: v for k, v in self.last.items() if k in alive}
         if not rows:
             out = Detections.empty(dets.camera_id)
             out.track_id = np.zeros(0, np.int64)

@@ -17,24 +17,23 @@ through it). The pixel noise of a foot point is taken as a fraction of the box h
 DeepSORT's image filter) and carried to the ground through the homography's Jacobian, so a far
 person, whose pixel spans more ground, is trusted less along the view ray.
 
-The classes here plug into deep-sort-realtime 1.3.2 (``Tracker`` subclass with its own
-``_match``, ``Track`` subclass via ``override_track_class``); ``reid.track.DeepSortTracker``
-builds them when given a homography.
+``reid.track.DeepSortTracker`` uses these pieces when it is given a homography: every track
+carries a ground state next to its image state, and its cascade adds ``ground_terms`` to the
+appearance cost (see ``reid.track.deepsort``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from deep_sort_realtime.deep_sort import iou_matching, kalman_filter, linear_assignment
-from scipy.optimize import linear_sum_assignment
 
 from reid.geometry import apply_homography
-from reid.track.gallery import CleanGalleryTrack, CleanGalleryTracker
+from reid.track import kalman
 
-GATED = linear_assignment.INFTY_COST
-CHI2_2D_95 = kalman_filter.chi2inv95[2]
+GroundState = tuple[np.ndarray, np.ndarray]
+"""(mean, covariance) of a ground position: a track's (4,) / (4, 4) state, or a box's foot
+point (2,) / (2, 2) measurement."""
 
 
 class GroundMotion:
@@ -113,161 +112,39 @@ class GroundMotion:
         return np.einsum("ni,nij,nj->n", d, np.linalg.inv(s), d)
 
 
-class GroundTrack(CleanGalleryTrack):
-    """A DeepSORT track that also follows its foot point on the ground (``ground`` is None
-    until the first box whose feet are in the frame)."""
-
-    motion: GroundMotion | None = None
-    ground: tuple[np.ndarray, np.ndarray] | None = None
-
-    def predict(self, kf: Any) -> None:
-        super().predict(kf)
-        if self.ground is not None and self.motion is not None:
-            self.ground = self.motion.predict(*self.ground)
-
-    def update(self, kf: Any, detection: Any) -> None:
-        super().update(kf, detection)
-        z = getattr(detection, "ground", None)
-        if z is None or self.motion is None:
-            return
-        if self.ground is None:
-            self.ground = self.motion.initiate(*z)
-        else:
-            self.ground = self.motion.update(*self.ground, *z)
-
-
-class GroundDeepSort(CleanGalleryTracker):
-    """deep-sort-realtime's tracker with the ground distance in every association step.
-
-    ``_match`` follows the original (appearance cascade over confirmed tracks, then IoU for new
-    and just-lost tracks) with two changes in the cascade. The cost is the appearance distance
-    plus ``ground_weight`` times the ground Mahalanobis distance (capped at ``ground_gate``,
-    scaled so the cap is 1), so within the gate the nearer box on the ground wins where the
-    colours are alike. And a box may also join a track outside DeepSORT's image gate if its feet
-    are within ``ground_radius`` metres of the track's predicted feet and its box shape (aspect,
-    height) fits the track's: a walking group's formation turns with it, which moves its members
-    up to ~1 m in one frame. The ground never narrows the image gate: a real detector's box of a
-    partly hidden person has its bottom edge above the feet, and gating on it lost tracks
-    (NanoDet, seed 7: MOTA 0.392 to 0.386). A pair is still accepted only if its appearance
-    distance is within ``max_cosine_distance``.
-    """
-
-    def __init__(
-        self,
-        metric: Any,
-        motion: GroundMotion,
-        *,
-        ground_weight: float,
-        ground_gate: float,
-        ground_radius: float,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(metric, override_track_class=GroundTrack, **kwargs)
-        self.motion = motion
-        self.ground_weight = ground_weight
-        self.ground_gate = ground_gate
-        self.ground_radius = ground_radius
-        self.frame_ground: tuple[np.ndarray, np.ndarray] | None = None
-
-    def set_frame(self, xyxy: np.ndarray) -> None:
-        """The current frame's boxes (indexed by ``Detection.others``) before ``update``."""
-        self.frame_ground = self.motion.measure(xyxy)
-
-    def annotate(self, detection: Any) -> None:
-        """Attach ``detection.ground`` = (point, covariance) or None from the frame's boxes."""
-        detection.ground = None
-        if self.frame_ground is None or detection.others is None:
-            return
-        pts, cov = self.frame_ground
-        i = int(detection.others)
-        if np.isfinite(pts[i]).all():
-            detection.ground = (pts[i], cov[i])
-
-    def ground_terms(
-        self, tracks: list, dets: list, t_idx: list, d_idx: list
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per (track, box): whether both have a ground position, the Mahalanobis distance
-        over ``ground_gate`` and the plain distance in metres (0 where unknown)."""
-        known = np.zeros((len(t_idx), len(d_idx)), bool)
-        maha = np.zeros(known.shape)
-        metres = np.zeros(known.shape)
-        have = [j for j, d in enumerate(d_idx) if getattr(dets[d], "ground", None) is not None]
-        if not have:
-            return known, maha, metres
-        z = np.array([dets[d_idx[j]].ground[0] for j in have])
-        r = np.array([dets[d_idx[j]].ground[1] for j in have])
-        for row, t in enumerate(t_idx):
-            g = getattr(tracks[t], "ground", None)
-            if g is not None:
-                known[row, have] = True
-                maha[row, have] = self.motion.distance(g[0], g[1], z, r) / self.ground_gate
-                metres[row, have] = np.linalg.norm(z - g[0][None, :2], axis=1)
+def ground_terms(
+    motion: GroundMotion,
+    gate: float,
+    tracks: Sequence[GroundState | None],
+    boxes: Sequence[GroundState | None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (track, box): whether both have a ground position, the Mahalanobis distance over
+    ``gate`` and the plain distance in metres (0 where unknown)."""
+    known = np.zeros((len(tracks), len(boxes)), bool)
+    maha = np.zeros(known.shape)
+    metres = np.zeros(known.shape)
+    have = [j for j, g in enumerate(boxes) if g is not None]
+    if not have:
         return known, maha, metres
+    z = np.array([boxes[j][0] for j in have])
+    r = np.array([boxes[j][1] for j in have])
+    for row, g in enumerate(tracks):
+        if g is not None:
+            known[row, have] = True
+            maha[row, have] = motion.distance(g[0], g[1], z, r) / gate
+            metres[row, have] = np.linalg.norm(z - g[0][None, :2], axis=1)
+    return known, maha, metres
 
-    def shape_gate(self, t_idx: list, dets: list, d_idx: list) -> np.ndarray:
-        """(tracks, boxes): the box's aspect ratio and height fit the track's image filter
-        (DeepSORT's gate without the position dimensions)."""
-        z = np.asarray([dets[i].to_xyah()[2:] for i in d_idx])
-        out = np.zeros((len(t_idx), len(d_idx)), bool)
-        for row, k in enumerate(t_idx):
-            mean, cov = self.kf.project(self.tracks[k].mean, self.tracks[k].covariance)
-            d = z - mean[None, 2:]
-            out[row] = np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov[2:, 2:]), d) <= CHI2_2D_95
-        return out
 
-    def _initiate_track(self, detection: Any) -> None:
-        super()._initiate_track(detection)
-        track = self.tracks[-1]
-        track.motion = self.motion
-        z = getattr(detection, "ground", None)
-        track.ground = None if z is None else self.motion.initiate(*z)
-
-    def _match(self, detections: list) -> tuple[list, list, list]:
-        for d in detections:
-            self.annotate(d)
-        confirmed = [i for i, t in enumerate(self.tracks) if t.is_confirmed()]
-        unconfirmed = [i for i, t in enumerate(self.tracks) if not t.is_confirmed()]
-        threshold = self.metric.matching_threshold
-
-        matches_a: list[tuple[int, int]] = []
-        unmatched_dets = list(range(len(detections)))
-        for level in range(self.max_age):
-            if not unmatched_dets:
-                break
-            t_idx = [k for k in confirmed if self.tracks[k].time_since_update == 1 + level]
-            if not t_idx:
-                continue
-            feats = np.array([detections[i].feature for i in unmatched_dets])
-            app = self.metric.distance(feats, [self.tracks[k].track_id for k in t_idx])
-            known, maha, metres = self.ground_terms(self.tracks, detections, t_idx, unmatched_dets)
-            image_gate = linear_assignment.gate_cost_matrix(
-                self.kf, app.copy(), self.tracks, detections, t_idx, unmatched_dets,
-                only_position=self.gating_only_position,
-            ) < GATED  # fmt: skip
-            # the ground widens the image gate, never narrows it: a box within ground_radius
-            # of the track's predicted feet, with the track's box shape, may join it too
-            wide = known & (metres <= self.ground_radius)
-            if wide.any():
-                wide &= self.shape_gate(t_idx, detections, unmatched_dets)
-            ok = (app <= threshold) & (image_gate | wide)
-            cost = np.where(ok, app + self.ground_weight * np.sqrt(np.minimum(maha, 1.0)), GATED)
-            rows, cols = linear_sum_assignment(cost)
-            taken = set()
-            for r, c in zip(rows, cols, strict=True):
-                if ok[r, c]:
-                    matches_a.append((t_idx[r], unmatched_dets[c]))
-                    taken.add(unmatched_dets[c])
-            unmatched_dets = [d for d in unmatched_dets if d not in taken]
-        matched_tracks = {k for k, _ in matches_a}
-        unmatched_a = [k for k in confirmed if k not in matched_tracks]
-
-        iou_candidates = unconfirmed + [
-            k for k in unmatched_a if self.tracks[k].time_since_update == 1
-        ]
-        unmatched_a = [k for k in unmatched_a if self.tracks[k].time_since_update != 1]
-
-        matches_b, unmatched_b, unmatched_dets = linear_assignment.min_cost_matching(
-            iou_matching.iou_cost, self.max_iou_distance, self.tracks, detections, iou_candidates,
-            unmatched_dets,
-        )  # fmt: skip
-        return matches_a + matches_b, list(set(unmatched_a + list(unmatched_b))), unmatched_dets
+def shape_gate(states: Sequence[tuple[np.ndarray, np.ndarray]], xyah: np.ndarray) -> np.ndarray:
+    """(tracks, boxes): the box's aspect ratio and height fit the track's image filter
+    (the image gate without the position dimensions)."""
+    z = xyah[:, 2:]
+    out = np.zeros((len(states), len(xyah)), bool)
+    for row, (mean, cov) in enumerate(states):
+        p_mean, p_cov = kalman.project(mean, cov)
+        d = z - p_mean[None, 2:]
+        out[row] = (
+            np.einsum("ni,ij,nj->n", d, np.linalg.inv(p_cov[2:, 2:]), d) <= kalman.CHI2_95[2]
+        )
+    return out

@@ -123,26 +123,10 @@ def test_gaps_longer_than_max_gap_and_max_gap_zero_stay_empty() -> None:
             create_tracker("deepsort", max_gap=bad)
 
 
-def test_a_checkpoint_from_before_interpolation_keeps_working() -> None:
-    """Trackers pickled by an older version (no ``max_gap``/``_last``) resume without it."""
-    import pickle
-
-    rng = np.random.default_rng(4)
-    walker = [(10.0, 20.0, rng.normal(size=16))]
-    tracker = create_tracker("deepsort", max_gap=5)
-    for k in range(5):
-        tracker.update(_frame_dets(k, walker))
-    del tracker.__dict__["max_gap"], tracker.__dict__["_last"]
-    old = pickle.loads(pickle.dumps(tracker))
-    rows = Detections.merge([old.update(_frame_dets(k, walker)) for k in range(5, 10)])
-    assert sorted(rows.frame_idx.tolist()) == list(range(5, 10))
-
-
 def _gallery(tracker, track_no: int) -> np.ndarray:
     """The appearance vectors DeepSORT holds for our track ``track_no``."""
-    key = next(k for k, no in tracker._ids.items() if no == track_no)
-    samples = {str(t): v for t, v in tracker._ds.tracker.metric.samples.items()}[key]
-    return np.asarray(samples).reshape(len(samples), -1)
+    tid = next(t for t, no in tracker.track_no.items() if no == track_no)
+    return tracker.gallery[tid]
 
 
 @pytest.mark.parametrize("cover", [0.5, 1.0])

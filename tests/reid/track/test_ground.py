@@ -62,7 +62,12 @@ def test_one_behind_the_other_keep_their_ids_only_with_the_ground_cue() -> None:
         frames.append(_frame(k, ground, emb.astype(np.float32), [1, 2]))
     image_only = _run(DeepSortTracker(max_cosine_distance=0.5), frames)
     on_ground = _run(
-        DeepSortTracker(max_cosine_distance=0.5, homography=H_IMG_TO_GROUND, image_height=360),
+        DeepSortTracker(
+            max_cosine_distance=0.5,
+            homography=H_IMG_TO_GROUND,
+            image_height=360,
+            ground_cue=True,
+        ),
         frames,
     )
     assert all(len(ids) == 1 for ids in on_ground.values())
@@ -79,7 +84,9 @@ def test_a_group_turn_jump_keeps_the_id_on_the_ground() -> None:
         y = 0.1 * k - 2.0 + (0.9 if k >= 20 else 0.0)  # across the view
         frames.append(_frame(k, np.array([[12.0, y]]), emb, [1]))
     image_only = _run(DeepSortTracker(), frames)
-    on_ground = _run(DeepSortTracker(homography=H_IMG_TO_GROUND, image_height=360), frames)
+    on_ground = _run(
+        DeepSortTracker(homography=H_IMG_TO_GROUND, image_height=360, ground_cue=True), frames
+    )
     assert len(image_only[1]) == 2
     assert len(on_ground[1]) == 1
 
@@ -106,10 +113,10 @@ def test_boxes_cut_by_the_frame_bottom_give_no_ground_measurement() -> None:
 )
 def test_bad_ground_arguments(kwargs: dict) -> None:
     with pytest.raises(ReidTraceError) as err:
-        DeepSortTracker(homography=H_IMG_TO_GROUND, **kwargs)
+        DeepSortTracker(homography=H_IMG_TO_GROUND, ground_cue=True, **kwargs)
     assert err.value.hint
 
 
 def test_a_bad_homography_is_refused() -> None:
     with pytest.raises(ReidTraceError, match="homography"):
-        DeepSortTracker(homography=[[1, 2], [3, 4]])
+        DeepSortTracker(homography=[[1, 2], [3, 4]], ground_cue=True)
