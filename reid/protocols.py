@@ -10,6 +10,7 @@ third-party wrappers free of any import of ours. ``VectorIndex`` and ``Store`` l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -60,7 +61,14 @@ class Embedder(Protocol):
     """Turns person boxes into appearance vectors for re-identification."""
 
     dim: int
+    model_id: str
+    """Which model made the vectors (name + short content hash); stored with every vector, so
+    vectors of two models are never mixed in one index."""
 
     def embed(self, frame: np.ndarray, detections: Detections) -> Detections:
         """Return ``detections`` with ``embedding`` filled: (n, dim) float32, unit length."""
+        ...
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, dim) float32 unit vectors of person crops (BGR uint8 images of any size)."""
         ...

@@ -38,29 +38,33 @@ def register(app: typer.Typer) -> None:
         ray: str | None = typer.Option(
             None, "--ray", help="'auto' for a local Ray cluster, or an address."
         ),
-        detector: str = typer.Option(
-            "nanodet", help="nanodet, nanodet-float, centernet, hog, mog2, oracle, onnx."
+        detector: str | None = typer.Option(
+            None,
+            help="nanodet (default), nanodet-float, centernet, hog, mog2, oracle, onnx.",
         ),
         model: str | None = typer.Option(
             None, help="ReID model (.onnx); default: the bundled one."
         ),
-        appearance: str = typer.Option("histogram", help="Tracking cue: histogram or reid."),
-        stride: int = typer.Option(1, help="Detect every Nth frame."),
-        low_score: float = typer.Option(
-            0.15,
-            help="Weak boxes down to this score may continue existing tracks (0 = off: the "
-            "detector's own threshold only).",
+        appearance: str | None = typer.Option(
+            None, help="Tracking cue: histogram (default) or reid."
         ),
-        ground_cue: bool = typer.Option(
-            False,
-            "--ground-cue",
+        stride: int | None = typer.Option(None, help="Detect every Nth frame (default 1)."),
+        low_score: float | None = typer.Option(
+            None,
+            help="Weak boxes down to this score may continue existing tracks (default 0.15; "
+            "0 = off: the detector's own threshold only).",
+        ),
+        ground_cue: bool | None = typer.Option(
+            None,
+            "--ground-cue/--no-ground-cue",
             help="Also track foot points on the ground where cameras.json gives a homography "
-            "(fewer ID switches, not always a better IDF1: docs/tracking.md).",
+            "(default off: fewer ID switches, not always a better IDF1; docs/tracking.md).",
         ),
-        max_gap: int = typer.Option(
-            10,
+        max_gap: int | None = typer.Option(
+            None,
             help="Bridge up to this many frames without a detection inside a track with "
-            "interpolated boxes (0 = off; frames skipped by --stride are always filled).",
+            "interpolated boxes (default 10; 0 = off; frames skipped by --stride are always "
+            "filled).",
         ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
@@ -77,14 +81,18 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors(as_json):
             s = load_settings()
-            cfg = IngestConfig(
-                detector=detector,
-                embedder_path=_model_path(model, s.reid_model),
-                appearance=appearance,
-                detect_stride=stride,
-                low_score=low_score or None,
-                ground_cue=ground_cue,
-                max_gap=max_gap,
+            given = {
+                "detector": detector,
+                "appearance": appearance,
+                "detect_stride": stride,
+                "ground_cue": ground_cue,
+                "max_gap": max_gap,
+            }
+            settings = {k: v for k, v in given.items() if v is not None}
+            if low_score is not None:
+                settings["low_score"] = low_score or None  # 0 = one stage
+            cfg = IngestConfig.from_settings(
+                embedder_path=_model_path(model, s.reid_model), **settings
             )
             n = workers or s.workers or (os.cpu_count() or 1)
             with progress_bar(not as_json) as update:

@@ -4,7 +4,8 @@ The left half of the data flow (ARCHITECTURE.md): decode -> detect -> track -> s
 embed (all from ``reid``) -> store (SQL) -> index (FAISS). Resumable and idempotent per video.
 """
 
-from indexer.ingest.pipeline import IngestConfig, VideoReport, ingest_video
+from indexer.ingest.config import IngestConfig
+from indexer.ingest.pipeline import VideoReport, ingest_video
 from indexer.ingest.runner import IngestReport, ingest
 from indexer.ingest.sources import Source, discover_sources
 

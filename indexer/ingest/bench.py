@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer.ingest.pipeline import STAGES, IngestConfig, ingest_video
+from indexer.ingest.config import IngestConfig
+from indexer.ingest.pipeline import ingest_video
+from indexer.ingest.stages import STAGES
 from indexer.ingest.runner import ingest
 from indexer.ingest.sources import Source, discover_sources
 from indexer.store.db import make_engine

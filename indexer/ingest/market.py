@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from indexer.ingest.pipeline import IngestConfig, VideoReport, _embedder
+from indexer.ingest.config import IngestConfig
+from indexer.ingest.pipeline import VideoReport
+from indexer.ingest.stages import shared_embedder
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.schemas import SightingCreate
@@ -62,7 +64,7 @@ def ingest_market(
     groups: dict[tuple[int, int], list[MarketImage]] = defaultdict(list)
     for im in images:
         groups[(im.camid, im.seq)].append(im)
-    embedder = _embedder(cfg)
+    embedder = shared_embedder(cfg)
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
     reports = []

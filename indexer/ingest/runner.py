@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from indexer.index import sync_index
-from indexer.ingest.pipeline import IngestConfig, VideoReport, ingest_video
+from indexer.ingest.config import IngestConfig
+from indexer.ingest.pipeline import VideoReport, ingest_video
 from indexer.ingest.sources import Source, discover_sources
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
@@ -128,7 +129,7 @@ def _run_pool(
 
     # Each worker gets an equal share of the cores for ONNX Runtime, so they do not fight.
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // workers)
-    cfg_w = IngestConfig(**{**asdict(cfg), "threads": threads})
+    cfg_w = replace(cfg, threads=threads)
     out: dict[int, VideoReport] = {}
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         futs = {pool.submit(_one, (db_url, s, cfg_w)): i for i, s in enumerate(sources)}
@@ -164,7 +165,7 @@ def _run_ray(
     # one core per task, as Ray schedules it: without this each task's detector took every
     # core of its node (a thread pool or ONNX Runtime's own threads) beside the node's other tasks
     task = ray.remote(num_cpus=1)(_one)
-    cfg_r = IngestConfig(**{**asdict(cfg), "threads": cfg.threads or 1})
+    cfg_r = replace(cfg, threads=cfg.threads or 1)
     refs = [task.remote((db_url, s, cfg_r)) for s in sources]
     out = []
     for i, ref in enumerate(refs):

@@ -83,3 +83,32 @@ class BestCrops:
 
     def tracks(self) -> list[int]:
         return list(self._kept)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The kept crops as named arrays (pixels concatenated), in the order they were kept:
+        ties between equal scores go to the earlier one, so the order is part of the state."""
+        rows = [(no, w, c) for no, kept in self._kept.items() for w, c in kept.items()]
+        pixels = [c.image.reshape(-1) for _, _, c in rows]
+        return {
+            "tracks": np.array(list(self._kept), np.int64),
+            "track": np.array([no for no, _, _ in rows], np.int64),
+            "window": np.array([w for _, w, _ in rows], np.int64),
+            "score": np.array([c.score for _, _, c in rows], np.float64),
+            "frame": np.array([c.frame_idx for _, _, c in rows], np.int64),
+            "box": np.array([c.box for _, _, c in rows], np.float64).reshape(-1, 4),
+            "shape": np.array([c.image.shape for _, _, c in rows], np.int64).reshape(-1, 3),
+            "pixels": np.concatenate(pixels) if pixels else np.zeros(0, np.uint8),
+        }
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from ``get_state``'s arrays."""
+        self._kept = {int(no): {} for no in arrays["tracks"]}
+        end = 0
+        for i, no in enumerate(arrays["track"].tolist()):
+            shape = tuple(arrays["shape"][i].tolist())
+            size = int(np.prod(shape))
+            image = arrays["pixels"][end : end + size].reshape(shape).copy()
+            end += size
+            box = tuple(float(v) for v in arrays["box"][i])
+            score, frame = float(arrays["score"][i]), int(arrays["frame"][i])
+            self._kept[no][int(arrays["window"][i])] = Candidate(score, frame, box, image)

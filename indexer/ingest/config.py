@@ -1,0 +1,78 @@
+"""How footage is turned into rows: ``IngestConfig`` (the same config gives the same rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from reid.detect import create_detector
+from reid.errors import ReidTraceError
+from reid.track import TrackerConfig
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Ingestion settings; the tracker's own settings (and defaults) are ``tracker``."""
+
+    detector: str = "nanodet"
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    embedder_path: str | None = None  # default: the bundled ReID model
+    appearance: str = "histogram"  # association cue: "histogram" or "reid"
+    detect_stride: int = 1  # detect every Nth frame (1 = every frame)
+    chunk_frames: int = 50  # frames per committed chunk (a killed run redoes at most this)
+    crops_per_track: int = 5  # best crops embedded per track
+    min_track_frames: int = 3  # shorter tracks are dropped as noise
+    # two-stage association: the detector reports boxes down to ``low_score``; those under its
+    # own threshold may only continue tracks (reid.track); None = one stage
+    low_score: float | None = 0.15
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    threads: int | None = None  # ONNX Runtime threads per process
+
+    @classmethod
+    def from_settings(cls, **settings: Any) -> IngestConfig:
+        """A config from flat ``name=value`` settings: the tracker's names (``max_age``,
+        ``max_gap``, ...) go to ``tracker``, the others to the config itself."""
+        own = {f.name for f in fields(cls)} - {"tracker"}
+        unknown = set(settings) - own - TrackerConfig.names()
+        if unknown:
+            raise ReidTraceError(
+                f"unknown ingest setting(s): {', '.join(sorted(unknown))}",
+                hint=f"settings: {', '.join(sorted(own | TrackerConfig.names()))}",
+            )
+        tracker = {k: v for k, v in settings.items() if k in TrackerConfig.names()}
+        return cls(
+            **{k: v for k, v in settings.items() if k in own},
+            tracker=replace(TrackerConfig(), **tracker),
+        )
+
+    def validate(self) -> IngestConfig:
+        """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
+        if self.appearance not in ("histogram", "reid"):
+            raise ReidTraceError(
+                f"appearance must be 'histogram' or 'reid', got {self.appearance!r}",
+                hint="histogram is faster; reid uses the ReID model for association",
+            )
+        if self.low_score is not None and not 0.0 <= self.low_score < 1.0:
+            raise ReidTraceError(
+                f"low_score must be in [0, 1), got {self.low_score}",
+                hint="0.15 (the default) or leave it unset for one-stage association",
+            )
+        if self.detect_stride < 1 or self.chunk_frames < 1 or self.crops_per_track < 1:
+            raise ReidTraceError(
+                "detect_stride, chunk_frames and crops_per_track must be >= 1",
+                hint="defaults: 1, 50, 5",
+            )
+        self.tracker.validate()
+        return self
+
+    def check_detector(self) -> None:
+        """Build the detector once, before a run: a missing model or a bad option then stops
+        the run with one error instead of failing every video the same way. (Not part of
+        ``validate``, which runs per video; the oracle's truth file differs per video.)"""
+        if self.detector != "oracle":
+            create_detector(self.detector, **self.detector_options)
+
+    def tracker_for_video(self) -> TrackerConfig:
+        """The tracker settings for this config: a stride of N leaves N - 1 undetected frames
+        between every two detections, which the tracker bridges at least."""
+        return replace(self.tracker, max_gap=max(self.tracker.max_gap, self.detect_stride - 1))
