@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from indexer.protocols import Store
 from indexer.store import repo
 from indexer.store.models import Camera, Detection, Sighting, Track, Video
+from indexer.store.repo import chunks
 from indexer.store.schemas import (
     CameraPublic,
     SightingPublic,
@@ -158,19 +159,18 @@ def test_a_crash_inside_a_chunk_leaves_nothing_behind(
     session: Session, video: Video, fake_ingest: FakeIngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, dets, sightings = fake_ingest.chunks[0]
-    real = repo._refresh_tracks
 
     def boom(*args: object, **kwargs: object) -> int:
         raise OSError("disk vanished")  # after the INSERTs, before the commit
 
-    monkeypatch.setattr(repo, "_refresh_tracks", boom)
+    monkeypatch.setattr(chunks, "_refresh_tracks", boom)
     with pytest.raises(OSError):
         repo.commit_chunk(
             session=session, video_id=video.id, frames_done=50, detections=dets, sightings=sightings
         )
     assert counts(session) == (0, 0, 0)
     assert repo.get_video(session=session, video_id=video.id).frames_done == 0
-    monkeypatch.setattr(repo, "_refresh_tracks", real)
+    monkeypatch.undo()
     assert len(fake_ingest.run(session, video.id)) == 6
 
 
