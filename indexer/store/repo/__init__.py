@@ -42,6 +42,7 @@ from indexer.store.repo.sightings import (
 from indexer.store.repo.tracks import (
     detections_for_track,
     detections_for_video,
+    track_count,
     track_embedding,
     track_embedding_update,
     tracks_for_camera,
@@ -86,6 +87,7 @@ __all__ = [
     "sighting_vectors",
     "sightings_by_ids",
     "sightings_for_track",
+    "track_count",
     "track_embedding",
     "track_embedding_update",
     "tracks_for_camera",

@@ -372,13 +372,16 @@ def _detection_ids(
     return found
 
 
-def delete_video_rows_after(*, session: Session, video_id: int, frame: int) -> DeletedRows:
+def delete_video_rows_after(
+    *, session: Session, video_id: int, frame: int, drop_checkpoint: bool = False
+) -> DeletedRows:
     """Delete the video's detections at frames >= ``frame`` and their sightings, trim or drop
     the tracks they belonged to, and move the checkpoint back to ``frame``; commits.
 
     Used to rewind a resumed ingestion (re-inserting those frames afterwards is then a plain
     insert). The returned sighting ids should leave the vector index (``sync_index`` heals it
-    otherwise).
+    otherwise). ``drop_checkpoint`` also clears the saved pipeline state, in the same
+    transaction: it belongs to the old ``frames_done``, so a restart must not resume from it.
     """
     if frame < 0:
         raise ValueError(f"frame must be >= 0, got {frame}")
@@ -402,6 +405,8 @@ def delete_video_rows_after(*, session: Session, video_id: int, frame: int) -> D
         remaining = session.scalars(select(Track.id).where(Track.id.in_(touched))).all()
         track_embedding_update(session=session, track_ids=remaining, commit=False)
         video.frames_done = min(video.frames_done, frame)
+        if drop_checkpoint:
+            video.checkpoint = None
         session.commit()
     except BaseException:
         session.rollback()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from indexer.store.models import Detection, Sighting, Track
@@ -18,6 +18,7 @@ from reid.detections import Detections
 __all__ = [
     "detections_for_track",
     "detections_for_video",
+    "track_count",
     "track_embedding",
     "track_embedding_update",
     "tracks_for_camera",
@@ -117,6 +118,12 @@ def tracks_for_camera(
 def tracks_for_video(*, session: Session, video_id: int) -> list[Track]:
     stmt = select(Track).where(Track.video_id == video_id).order_by(Track.track_no)
     return list(session.scalars(stmt))
+
+
+def track_count(*, session: Session, video_id: int) -> int:
+    """How many tracks the video has stored (what an ingest report counts), without loading them."""
+    stmt = select(func.count()).select_from(Track).where(Track.video_id == video_id)
+    return int(session.scalar(stmt) or 0)
 
 
 def detections_for_track(*, session: Session, track_id: int) -> list[Detection]:
