@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from indexer.store.schemas import ChunkResult, SightingCreate
+from indexer.store.schemas import ChunkResult, OpenedVideo, SightingCreate, VideoSpec
 from reid.detections import Detections
 
 __all__ = ["Store", "VectorIndex"]
@@ -37,16 +37,38 @@ class VectorIndex(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """Where ingestion writes one video's results, chunk by chunk (``indexer.store.SqlStore``)."""
+    """Where ingestion keeps one video's results (``indexer.store.SqlStore``).
 
-    def write(
+    The four calls of an ingestion, each its own unit of work, so a pipeline holds no session
+    (and no lock) while it decodes and embeds: ``open_video``, then ``write_chunk`` per chunk
+    (``restart_video`` first when the saved checkpoint cannot be used), then ``close_video``.
+    A run killed anywhere is resumed by opening the video again.
+    """
+
+    def open_video(self, spec: VideoSpec) -> OpenedVideo:
+        """Get or create the camera and the video (by camera and content hash); a video not
+        yet ``"done"`` becomes ``"running"``, a done one is returned as is (skip it)."""
+        ...
+
+    def write_chunk(
         self,
         video_id: int,
         detections: Detections,
         *,
         frames_done: int,
         sightings: Sequence[SightingCreate] = (),
+        checkpoint: bytes | None,
     ) -> ChunkResult:
-        """Store tracked ``detections`` and embedded ``sightings``; every frame before
-        ``frames_done`` is then complete. Writing the same chunk twice changes nothing."""
+        """Store tracked ``detections``, embedded ``sightings`` and the pipeline's
+        ``checkpoint`` together; every frame before ``frames_done`` is then complete. Writing
+        the same chunk twice changes nothing."""
+        ...
+
+    def restart_video(self, video_id: int) -> None:
+        """Drop every row of the video and its checkpoint: ingestion starts again at frame 0."""
+        ...
+
+    def close_video(self, video_id: int, status: str, error: str | None = None) -> int:
+        """Mark the video ``"done"`` or ``"failed"`` (with ``error``); the number of tracks
+        stored for it."""
         ...

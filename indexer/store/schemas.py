@@ -8,10 +8,15 @@ read them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from indexer.store.models import VIDEO_KINDS
+from reid.errors import ReidTraceError
 
 __all__ = [
     "CameraPublic",
@@ -19,11 +24,13 @@ __all__ = [
     "DeletedRows",
     "DetectionPublic",
     "JobPublic",
+    "OpenedVideo",
     "ResumeState",
     "SightingCreate",
     "SightingPublic",
     "TrackPublic",
     "VideoPublic",
+    "VideoSpec",
 ]
 
 
@@ -168,3 +175,59 @@ class ResumeState(BaseModel):
     frames_done: int
     next_track_no: int
     unfinished_from: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSpec:
+    """What ingestion knows about one video before it opens it in a ``Store``.
+
+    The camera fields (``camera`` to ``ground_units``) create the camera the first time its name
+    is seen; an existing camera keeps its stored values. The video is found again by ``camera``
+    and ``content_hash`` (the same bytes are one video, wherever the file lies), so the other
+    video fields only count when it is created. ``ground_units`` is ``"m"`` when
+    ``homography`` maps image pixels to metres on the ground, ``None`` without one.
+    """
+
+    camera: str
+    width: int
+    height: int
+    fps: float
+    homography: list[list[float]] | np.ndarray | None = None
+    ground_units: str | None = None
+    path: str
+    content_hash: str
+    start_time: datetime
+    num_frames: int
+    kind: str = "video"
+
+    def __post_init__(self) -> None:
+        # The store checks sizes, rates, time zones and the homography itself (where it
+        # reads them); these two it would otherwise take as a bug or store silently.
+        if self.kind not in VIDEO_KINDS:
+            raise ReidTraceError(
+                f"video {self.path}: kind {self.kind!r} is not one of {VIDEO_KINDS}",
+                hint='use "video" for a video file, "frames" for a folder of frames',
+            )
+        if not self.content_hash:
+            raise ReidTraceError(
+                f"video {self.path}: empty content hash",
+                hint="hash the file's bytes (the store finds a video again by its hash)",
+            )
+
+
+@dataclass(frozen=True)
+class OpenedVideo:
+    """A video as ``Store.open_video`` found it: where ingestion resumes, or that it is done.
+
+    ``status`` is the status *before* opening: ``"new"`` when the call created the video,
+    otherwise the stored one (``"done"``: skip it; any other: an earlier run stopped, resume
+    from ``frames_done`` with ``checkpoint``). ``frames_done``: every frame
+    before it has its rows committed. ``checkpoint``: the opaque bytes saved with the last
+    chunk, ``None`` when none was saved.
+    """
+
+    video_id: int
+    camera_id: int
+    status: str
+    frames_done: int
+    checkpoint: bytes | None

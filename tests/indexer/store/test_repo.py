@@ -6,19 +6,18 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from indexer.protocols import Store
 from indexer.store import repo
 from indexer.store.models import Camera, Detection, Sighting, Track, Video
+from indexer.store.repo import chunks
 from indexer.store.schemas import (
     CameraPublic,
     SightingPublic,
     TrackPublic,
     VideoPublic,
 )
-from indexer.store.sql import SqlStore
 from reid.errors import ReidTraceError
 from tests.indexer.conftest import DIM, MODEL, START, FakeIngest, make_detections, make_sightings
 
@@ -158,19 +157,18 @@ def test_a_crash_inside_a_chunk_leaves_nothing_behind(
     session: Session, video: Video, fake_ingest: FakeIngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, dets, sightings = fake_ingest.chunks[0]
-    real = repo._refresh_tracks
 
     def boom(*args: object, **kwargs: object) -> int:
         raise OSError("disk vanished")  # after the INSERTs, before the commit
 
-    monkeypatch.setattr(repo, "_refresh_tracks", boom)
+    monkeypatch.setattr(chunks, "_refresh_tracks", boom)
     with pytest.raises(OSError):
         repo.commit_chunk(
             session=session, video_id=video.id, frames_done=50, detections=dets, sightings=sightings
         )
     assert counts(session) == (0, 0, 0)
     assert repo.get_video(session=session, video_id=video.id).frames_done == 0
-    monkeypatch.setattr(repo, "_refresh_tracks", real)
+    monkeypatch.undo()
     assert len(fake_ingest.run(session, video.id)) == 6
 
 
@@ -302,14 +300,6 @@ def test_vector_batches_and_lookups(
     assert repo.sighting_thumbnail(session=session, sighting_id=ids[0]) == b"\xff\xd8jpeg"
     with pytest.raises(ReidTraceError):
         repo.sighting_thumbnail(session=session, sighting_id=10**9)
-
-
-def test_sql_store_is_a_store(engine: Engine, video: Video, fake_ingest: FakeIngest) -> None:
-    store = SqlStore(engine)
-    assert isinstance(store, Store)
-    for frames_done, dets, sightings in fake_ingest.chunks:
-        out = store.write(video.id, dets, frames_done=frames_done, sightings=sightings)
-    assert out.frames_done == 100 and len(out.sighting_ids) == 4
 
 
 def test_tracks_for_camera_filters_by_time(

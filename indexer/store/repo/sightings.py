@@ -1,0 +1,131 @@
+"""Sightings (the embedded crops, FAISS ids = ``Sighting.id``) and the storage form of vectors.
+
+Vectors are stored as little-endian float32 bytes (:func:`encode_vector`), whatever the host;
+track embeddings use the same form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from indexer.store.models import Detection, Sighting
+from indexer.store.repo.batches import in_batches
+from reid.errors import ReidTraceError
+
+__all__ = [
+    "all_sighting_vectors",
+    "decode_vector",
+    "encode_vector",
+    "sighting_ids",
+    "sighting_thumbnail",
+    "sighting_vectors",
+    "sightings_by_ids",
+    "sightings_for_track",
+]
+
+_F4 = np.dtype("<f4")  # vectors are stored little-endian float32 whatever the host
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    """float32 little-endian bytes: the storage form of sighting vectors and track embeddings."""
+    return np.ascontiguousarray(vector, dtype=_F4).tobytes()
+
+
+def decode_vector(data: bytes) -> np.ndarray:
+    """The float32 vector of :func:`encode_vector` (a read-only view is copied to be safe)."""
+    return np.frombuffer(data, dtype=_F4).astype(np.float32)
+
+
+def sightings_for_track(*, session: Session, track_id: int, limit: int = 500) -> list[Sighting]:
+    """The track's embedded crops in frame order."""
+    stmt = (
+        select(Sighting)
+        .join(Detection, Sighting.detection_id == Detection.id)
+        .where(Sighting.track_id == track_id)
+        .order_by(Detection.frame_idx)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def sightings_by_ids(*, session: Session, ids: Iterable[int]) -> dict[int, Sighting]:
+    """Rows for FAISS hits, keyed by id (ids no longer in SQL are simply absent)."""
+    wanted = sorted({int(i) for i in ids if int(i) >= 0})
+    out: dict[int, Sighting] = {}
+    for part in in_batches(wanted):
+        out.update(
+            {s.id: s for s in session.scalars(select(Sighting).where(Sighting.id.in_(part)))}
+        )
+    return out
+
+
+def sighting_thumbnail(*, session: Session, sighting_id: int) -> bytes | None:
+    """The JPEG crop of a sighting (the evidence users see), or ``None`` when none was kept."""
+    found = session.execute(
+        select(Sighting.thumbnail).where(Sighting.id == sighting_id)
+    ).one_or_none()
+    if found is None:
+        raise ReidTraceError(f"no sighting with id {sighting_id}", status=404)
+    return found[0]
+
+
+def _model_filter(model: str | None) -> ColumnElement[bool]:
+    return Sighting.model == model if model is not None else Sighting.id.is_not(None)
+
+
+def all_sighting_vectors(
+    *, session: Session, model: str | None = None, batch: int = 10_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ids int64 (n,), vectors float32 (n, d))`` batches in id order, for index rebuilds.
+
+    Pages by id (keyset), so memory stays at one batch and rows added meanwhile are not
+    skipped or repeated. Without ``model`` all sightings must share one dimension.
+    """
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
+    last = -1
+    while True:
+        stmt = (
+            select(Sighting.id, Sighting.dim, Sighting.vector)
+            .where(_model_filter(model), Sighting.id > last)
+            .order_by(Sighting.id)
+            .limit(batch)
+        )
+        rows = session.execute(stmt).all()
+        if not rows:
+            return
+        yield _stack(rows)
+        last = int(rows[-1][0])
+
+
+def _stack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    dims = {int(r[1]) for r in rows}
+    if len(dims) != 1:
+        raise ValueError(f"sightings of several dimensions {sorted(dims)}: pass model=...")
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype=_F4).reshape(len(rows), dims.pop())
+    return ids, vecs.astype(np.float32)
+
+
+def sighting_ids(*, session: Session, model: str | None = None) -> np.ndarray:
+    """Every sighting id (of ``model``), sorted int64: what the vector index should hold."""
+    stmt = select(Sighting.id).where(_model_filter(model)).order_by(Sighting.id)
+    return np.fromiter(session.scalars(stmt), np.int64)
+
+
+def sighting_vectors(*, session: Session, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, vectors)`` of the sightings among ``ids`` that exist, in id order."""
+    wanted = sorted({int(i) for i in ids})
+    rows: list[Any] = []
+    for part in in_batches(wanted):
+        stmt = select(Sighting.id, Sighting.dim, Sighting.vector).where(Sighting.id.in_(part))
+        rows.extend(session.execute(stmt).all())
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    rows.sort(key=lambda r: r[0])
+    return _stack(rows)
