@@ -91,9 +91,7 @@ def check_store_model(db: Engine | Session, model_id: str) -> None:
         # two seeks on the (model, id) index: cheap however many rows the store holds
         other = session.scalar(select(Sighting.model).where(Sighting.model < model_id).limit(1))
         if other is None:
-            other = session.scalar(
-                select(Sighting.model).where(Sighting.model > model_id).limit(1)
-            )
+            other = session.scalar(select(Sighting.model).where(Sighting.model > model_id).limit(1))
         if other is None:
             return
         counts = dict(
@@ -144,8 +142,7 @@ def _rebuild(
     dim = stored if stored is not None else dim
     if dim is None:
         raise ReidTraceError(
-            f"no sightings of model {model_id!r} in the store, so the index dimension is "
-            "unknown",
+            f"no sightings of model {model_id!r} in the store, so the index dimension is unknown",
             hint="ingest a video first (or pass dim=...)",
         )
     index = FaissIndex.from_settings(settings, dim=dim, embedder=model_id)

@@ -48,7 +48,6 @@ class IngestConfig:
     detector: str = "nanodet"
     detector_options: dict[str, Any] = field(default_factory=dict)
     embedder_path: str | None = None  # default: the bundled ReID model
-    embedder_name: str = "default"  # the model name stored with every vector
     appearance: str = "histogram"  # association cue: "histogram" or "reid"
     detect_stride: int = 1  # detect every Nth frame (1 = every frame)
     chunk_frames: int = 50
@@ -444,7 +443,7 @@ def _finish_tracks(
                 track_no=no,
                 frame_idx=c.frame_idx,
                 vector=v,
-                model=cfg.embedder_name,
+                model=parts.embedder.model_id,
                 quality=c.score,
                 thumbnail=_thumbnail(c.image),
             )
