@@ -23,6 +23,13 @@ with 3 channels and one 2-D output. A model without the metadata (exported elsew
 usable when its input has a fixed H x W: the ImageNet mean/std and RGB are assumed, as torchreid
 trains with them.
 
+Every model has an identity, :func:`model_identity` (``OnnxEmbedder.model_id``):
+``"<arch>-<sha256[:12]>"``, the ``arch`` metadata (else the file's stem) and the start of the
+file's SHA-256. The store and the vector index record it with every vector, because vectors of
+two models are not comparable: the name keeps it readable, the hash makes two different files
+two different models whatever they are called (the bundled ``default.onnx`` is
+``mobilenetv2_x1_0-5e696aa0c364``).
+
 Preprocessing (:func:`preprocess_crops`) is the same as the PyTorch evaluation path's
 (``reid.models.extract_features``; ``tests/reid/test_export.py`` checks that they agree), so an
 ONNX model and the checkpoint it came from see the same pixels: BGR crop -> resize to (W, H)
@@ -31,8 +38,10 @@ with bilinear interpolation -> RGB -> /255 -> (x - mean) / std -> NCHW float32.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -53,6 +62,7 @@ __all__ = [
     "OnnxEmbedder",
     "create_embedder",
     "default_model",
+    "model_identity",
     "preprocess_crops",
     "read_image",
 ]
@@ -318,35 +328,17 @@ class OnnxEmbedder:
             raise ReidTraceError(f"threads must be >= 1, got {threads}", hint="or leave it unset")
         if batch_size < 1:
             raise ReidTraceError(f"batch size must be >= 1, got {batch_size}", hint="try 32")
-        if not self.path.is_file():
-            what = "is a folder, not a file" if self.path.is_dir() else "does not exist"
-            raise ReidTraceError(
-                f"ONNX model {str(self.path)!r} {what}",
-                hint="pass the path of an .onnx file, e.g. one written by `reidtrace export`",
-            )
+        _require_file(self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise
         # idle pool threads sleep instead of spinning: ingestion shares the cores with decoding and
         # detection, and spinning threads steal them (2 threads on a busy 2-core machine: 187
         # img/s spinning vs 291 not, osnet_x0_25 at 256x128)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path),
-                sess_options=opts,
-                providers=list(providers or ["CPUExecutionProvider"]),
-            )
-        except Exception as err:  # ONNX Runtime raises its own Exception subclasses
-            if not type(err).__module__.startswith("onnxruntime"):
-                raise
-            raise ReidTraceError(
-                f"{str(self.path)!r} is not a loadable ONNX model: {str(err).splitlines()[0]}",
-                hint="pass an .onnx file written by `reidtrace export` (or torch.onnx.export)",
-            ) from err
+        self._session = _open_session(self.path, opts, providers)
         source = f"ONNX model {self.path.name!r}"
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
@@ -386,11 +378,19 @@ class OnnxEmbedder:
             )
         self.contract = replace(contract, embed_dim=dim)
         self.dim: int = dim
+        # taken now, so the id names the bytes this session was loaded from even if the file is
+        # replaced later (a cached lookup: the file is hashed once per path and modification)
+        self._model_id = _identity(self.path, contract.arch)
+
+    @property
+    def model_id(self) -> str:
+        """The model's identity, ``"<arch>-<sha256[:12]>"``: see :func:`model_identity`."""
+        return self._model_id
 
     def __repr__(self) -> str:
         c = self.contract
         return (
-            f"OnnxEmbedder({str(self.path)!r}, arch={c.arch or '?'}, input={c.height}x{c.width}, "
+            f"OnnxEmbedder({str(self.path)!r}, id={self.model_id}, input={c.height}x{c.width}, "
             f"dim={self.dim})"
         )
 
@@ -478,6 +478,74 @@ class OnnxEmbedder:
             progress=progress,
             stage=stage,
         )
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ReidTraceError(
+            f"ONNX model {str(path)!r} {what}",
+            hint="pass the path of an .onnx file, e.g. one written by `reidtrace export`",
+        )
+
+
+def _open_session(
+    path: Path, opts: ort.SessionOptions, providers: Sequence[str] | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime session; a file it cannot load is a user error naming the file."""
+    opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=list(providers or ["CPUExecutionProvider"])
+        )
+    except Exception as err:  # ONNX Runtime raises its own Exception subclasses
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise
+        raise ReidTraceError(
+            f"{str(path)!r} is not a loadable ONNX model: {str(err).splitlines()[0]}",
+            hint="pass an .onnx file written by `reidtrace export` (or torch.onnx.export)",
+        ) from err
+
+
+# --- model identity ------------------------------------------------------------------------------
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}
+"""sha256 per (resolved path, inode, size, mtime, ctime): each file version is read once."""
+
+
+def _file_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        with path.open("rb") as f:
+            _HASHES[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _HASHES[key]
+
+
+def _identity(path: Path, arch: str | None) -> str:
+    """``"<name>-<sha256[:12]>"``; ``arch`` None means: read it from the file's metadata."""
+    sha = _file_sha256(path)
+    if arch is None:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.intra_op_num_threads = 1
+        meta = _open_session(path, opts).get_modelmeta().custom_metadata_map
+        arch = meta.get("arch", "")
+    # the name is for people (it ends up in messages and manifests): keep it one short token
+    name = re.sub(r"[^A-Za-z0-9_.+]+", "_", arch or path.stem).strip("_.")[:60] or "model"
+    return f"{name}-{sha[:12]}"
+
+
+def model_identity(path: str | Path) -> str:
+    """The identity of the ONNX model in ``path``, without building an embedder.
+
+    ``"<name>-<sha256[:12]>"``: ``name`` is the ``arch`` metadata (the file's stem when it has
+    none) and the hash is of the file's bytes, so the same bytes always give the same id and two
+    different files never share one (re-exporting, quantising or editing the metadata makes a
+    new model). Equal to ``OnnxEmbedder(path).model_id``; hashed once per file version.
+    """
+    path = Path(path)
+    _require_file(path)
+    return _identity(path, None)
 
 
 _EMBEDDERS: dict[str, Callable[..., OnnxEmbedder]] = {"onnx": OnnxEmbedder}

@@ -19,6 +19,7 @@ from indexer.index import verify_index
 from indexer.ingest import IngestConfig, ingest
 from indexer.ingest.evaluate import evaluate_tracking
 from indexer.store.db import make_engine
+from reid.embed import default_model, model_identity
 from reid.eval_run import evaluate_model
 from reid.settings import IndexSettings
 from reid.synth.preview import write_preview
@@ -57,7 +58,9 @@ def run_demo(
         progress=progress,
     ).as_dict()
     tracking = evaluate_tracking(target, db_url=db_url) if report["ok"] else {}
-    verify = verify_index(make_engine(db_url), target / "index.faiss")
+    verify = verify_index(
+        make_engine(db_url), target / "index.faiss", model_identity(model or default_model())
+    )
     return {
         "world": world,
         "world_seconds": round(t_world, 1),

@@ -17,6 +17,17 @@ def _model_path(model: str | None, setting: str) -> str | None:
     return None if chosen in (None, "", "default") else chosen
 
 
+def _model_id(model: str | None, setting: str) -> str:
+    """The id of the configured model (``--model``, else ``reid_model``), which every stored
+    vector and the index manifest carry (``reid.embed.model_identity``)."""
+    from reid.embed import default_model, model_identity
+
+    return model_identity(_model_path(model, setting) or default_model())
+
+
+MODEL_HELP = "ReID model (.onnx) the store was built with; default: reid_model (the bundled one)."
+
+
 def register(app: typer.Typer) -> None:
     index_app = typer.Typer(help="The FAISS vector index: rebuild it from SQL, or check it.")
     tracks_app = typer.Typer(help="Stored tracks.")
@@ -132,20 +143,30 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @index_app.command("rebuild")
-    def index_rebuild(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Rebuild the vector index from the SQL store (the source of truth)."""
+    def index_rebuild(
+        model: str | None = typer.Option(None, help=MODEL_HELP),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Rebuild the vector index from the SQL store (the source of truth).
+
+        It re-reads the stored vectors and cannot re-embed them: a store of another model is
+        refused (ingest again with the model you want)."""
         from indexer.index import rebuild_index
         from indexer.store.db import make_engine
         from reid.settings import load_settings
 
         with friendly_errors(as_json):
             s = load_settings()
-            manifest = rebuild_index(make_engine(s.database_url), s.index_path, s.index, "default")
+            model_id = _model_id(model, s.reid_model)
+            manifest = rebuild_index(make_engine(s.database_url), s.index_path, s.index, model_id)
         out = manifest.model_dump(mode="json")
         typer.echo(json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_path}: {out}")
 
     @index_app.command("verify")
-    def index_verify(as_json: bool = typer.Option(False, "--json")) -> None:
+    def index_verify(
+        model: str | None = typer.Option(None, help=MODEL_HELP),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """Check that the vector index and the SQL store agree (exit 1 when they do not)."""
         from indexer.index import verify_index
         from indexer.store.db import make_engine
@@ -153,7 +174,8 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors(as_json):
             s = load_settings()
-            report = verify_index(make_engine(s.database_url), s.index_path)
+            model_id = _model_id(model, s.reid_model)
+            report = verify_index(make_engine(s.database_url), s.index_path, model_id)
         out = report.model_dump(mode="json") | {"ok": report.ok}
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))

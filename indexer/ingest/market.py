@@ -132,7 +132,7 @@ def _one_sequence(sessions, name, camid, seq, ims, cfg, embedder, fps, batch) ->
                     track_no=int(no),
                     frame_idx=m.frame,
                     vector=v,
-                    model=cfg.embedder_name,
+                    model=embedder.model_id,
                     quality=1.0,
                     thumbnail=m.path.read_bytes(),
                 )

@@ -3,7 +3,9 @@
 Each video is independent and resumable (see ``pipeline``), so the same rows come out whatever
 runs it: in-process, a process pool, or Ray. The parent process owns the FAISS index: it heals
 the index from SQL before starting (a previous run may have died between a commit and the index
-write) and syncs it once all videos are done.
+write) and syncs it once all videos are done. Every vector is stored under the id of the model
+that made it, and a database that holds another model's vectors is refused before anything is
+written (``indexer.index.check_store_model``: one store, one model).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from indexer.ingest.sources import Source, discover_sources
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.migrate import upgrade
+from reid.embed import default_model, model_identity
 from reid.errors import ReidTraceError
 from reid.settings import IndexSettings
 
@@ -55,13 +58,15 @@ class IngestReport:
         }
 
 
-def _sync(db_url: str, index_path: Path, settings: IndexSettings, embedder: str) -> dict:
+def _sync(db_url: str, index_path: Path, settings: IndexSettings, model_id: str) -> dict:
     engine = make_engine(db_url)
     try:
         with make_session_factory(engine)() as session:
-            if not len(repo.sighting_ids(session=session)) and not index_path.exists():
+            # nothing to index (and no other model's vectors to refuse); an index file left from
+            # another database or model is rebuilt by the first sync that has sightings
+            if not len(repo.sighting_ids(session=session)):
                 return {"count": 0, "note": "no sightings yet"}
-        return sync_index(engine, index_path, settings, embedder).model_dump()
+        return sync_index(engine, index_path, settings, model_id).model_dump()
     finally:
         engine.dispose()
 
@@ -94,6 +99,7 @@ def ingest(
     folders of crops instead of footage (see ``indexer.ingest.market``).
     """
     cfg.validate()
+    model_id = model_identity(cfg.embedder_path or default_model())
     if not market_split:
         cfg.check_detector()
     if workers < 1:
@@ -102,7 +108,8 @@ def ingest(
     index_path = Path(index_path)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     upgrade(db_url)
-    _sync(db_url, index_path, index_settings, cfg.embedder_name)  # heal a previous crash
+    # refuses a database of another model before anything is written; heals a previous crash
+    _sync(db_url, index_path, index_settings, model_id)
     report = IngestReport()
     if market_split:
         from indexer.ingest.market import ingest_market
@@ -118,7 +125,7 @@ def ingest(
                 progress("videos", i + 1, len(sources))
     else:
         report.videos = _run_pool(db_url, sources, cfg, workers, progress)
-    report.index = _sync(db_url, index_path, index_settings, cfg.embedder_name)
+    report.index = _sync(db_url, index_path, index_settings, model_id)
     return report
 
 

@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-import indexer.index as index_module
+import indexer.index.faiss_index as index_module
 from indexer.index import FaissIndex, IndexExpectation, create_index, manifest_path, read_manifest
 from indexer.protocols import VectorIndex
 from reid.errors import ReidTraceError
