@@ -22,9 +22,9 @@ from pathlib import Path
 
 from indexer.ingest.config import IngestConfig
 from indexer.ingest.pipeline import ingest_video
-from indexer.ingest.stages import STAGES
 from indexer.ingest.runner import ingest
 from indexer.ingest.sources import Source, discover_sources
+from indexer.ingest.stages import STAGES
 from indexer.store.db import make_engine
 from indexer.store.migrate import upgrade
 from reid.errors import ReidTraceError

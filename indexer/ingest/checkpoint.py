@@ -97,7 +97,8 @@ def decode(blob: bytes, state: PipelineState, settings: dict[str, Any]) -> Pipel
         state.tracker.set_state(pick("tracker.", arrays))
         state.crops.set_state(pick("crops.", arrays))
     except (KeyError, ValueError, IndexError) as err:
-        raise StateRejected(f"the saved state is incomplete ({type(err).__name__}: {err})") from None
+        why = f"{type(err).__name__}: {err}"
+        raise StateRejected(f"the saved state is incomplete ({why})") from None
     state.last_seen = dict(arrays["last_seen"].tolist())
     state.track_frames = dict(arrays["track_frames"].tolist())
     return state

@@ -137,7 +137,9 @@ def _spec(source: Source, info: VideoInfo, report: VideoReport) -> VideoSpec:
     )
 
 
-def _fresh_state(cfg: IngestConfig, stages: Stages, source: Source, info: VideoInfo) -> PipelineState:
+def _fresh_state(
+    cfg: IngestConfig, stages: Stages, source: Source, info: VideoInfo
+) -> PipelineState:
     return PipelineState(
         tracker=stages.new_tracker(source, info),
         crops=BestCrops(k=cfg.crops_per_track, min_gap=5),
@@ -185,7 +187,8 @@ class _Run:
                 if len(tracked):
                     pending.append(tracked)
                 times["track"] += time.perf_counter() - t0
-            ended = [no for no, last in state.last_seen.items() if frame_idx - last > cfg.tracker.max_age]
+            max_age = cfg.tracker.max_age
+            ended = [no for no, last in state.last_seen.items() if frame_idx - last > max_age]
             finished += self._finish(ended)
             if (frame_idx + 1) % cfg.chunk_frames == 0:
                 self._commit(pending, finished, frame_idx + 1)

@@ -1,11 +1,12 @@
 """The pipeline hands the camera's ground homography to the tracker (ground association)."""
 
-import pickle
 from pathlib import Path
 
-from indexer.ingest.pipeline import IngestConfig, _new_state
+import pytest
+
+from indexer.ingest import IngestConfig
 from indexer.ingest.sources import Source
-from reid.track.ground import GroundDeepSort
+from indexer.ingest.stages import Stages
 from reid.video import VideoInfo
 
 H = [[0.03, 0.035, 20.0], [-0.033, 0.0003, 28.0], [0.0, 0.0072, 1.0]]
@@ -15,23 +16,36 @@ def _info() -> VideoInfo:
     return VideoInfo(Path("v.mp4"), 10.0, 480, 360, 100, "x", False)
 
 
-def test_a_camera_with_a_homography_gets_a_ground_tracker_when_asked() -> None:
+@pytest.fixture
+def stages_for():
+    made: list[Stages] = []
+
+    def build(source: Source, **settings: object) -> Stages:
+        made.append(Stages(IngestConfig.from_settings(detector="hog", **settings), source))
+        return made[-1]
+
+    yield build
+    for s in made:
+        s.close()
+
+
+def test_a_camera_with_a_homography_gets_a_ground_tracker_when_asked(stages_for) -> None:
     src = Source(Path("v.mp4"), "cam1", None, homography=H)
-    state = _new_state(IngestConfig(ground_cue=True), 0.35, src, _info())
-    ds = state.tracker._ds.tracker
-    assert isinstance(ds, GroundDeepSort) and ds.motion.image_height == 360
-    # the tracker is pickled into every chunk checkpoint: it must survive the round trip
-    again = pickle.loads(pickle.dumps(state))
-    assert isinstance(again.tracker._ds.tracker, GroundDeepSort)
+    tracker = stages_for(src, ground_cue=True).new_tracker(src, _info())
+    assert tracker.uses_ground and tracker._motion.image_height == 360
 
 
-def test_a_camera_without_one_keeps_the_image_tracker() -> None:
+def test_a_camera_without_one_keeps_the_image_tracker(stages_for) -> None:
     src = Source(Path("v.mp4"), "cam1", None)
-    state = _new_state(IngestConfig(ground_cue=True), 0.35, src, _info())
-    assert not isinstance(state.tracker._ds.tracker, GroundDeepSort)
+    assert not stages_for(src, ground_cue=True).new_tracker(src, _info()).uses_ground
 
 
-def test_the_ground_cue_is_off_by_default() -> None:
+def test_the_ground_cue_is_off_by_default(stages_for) -> None:
     src = Source(Path("v.mp4"), "cam1", None, homography=H)
-    state = _new_state(IngestConfig(), 0.35, src, _info())
-    assert not isinstance(state.tracker._ds.tracker, GroundDeepSort)
+    assert not stages_for(src).new_tracker(src, _info()).uses_ground
+
+
+def test_a_stride_widens_the_gap_the_tracker_bridges(stages_for) -> None:
+    src = Source(Path("v.mp4"), "cam1", None)
+    tracker = stages_for(src, detect_stride=15, max_gap=10).new_tracker(src, _info())
+    assert tracker.config.max_gap == 14

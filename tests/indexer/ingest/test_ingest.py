@@ -227,18 +227,20 @@ def test_market_folder_as_a_gallery(tmp_path, tiny_embedder) -> None:
 )
 def test_config_mistakes_are_user_errors(kw: dict, needle: str) -> None:
     with pytest.raises(ReidTraceError, match=needle):
-        IngestConfig(detector="hog", **kw).validate()
+        IngestConfig.from_settings(detector="hog", **kw).validate()
 
 
 def test_two_stage_lowers_the_detectors_bar_and_raises_the_trackers(tiny_world) -> None:
-    from indexer.ingest.pipeline import _Components
     from indexer.ingest.sources import discover_sources
+    from indexer.ingest.stages import Stages
 
     source = discover_sources([tiny_world[0]])[0]
-    parts = _Components(IngestConfig(detector="nanodet"), source)
+    parts = Stages(IngestConfig(detector="nanodet"), source)
     assert (parts.detector.score_threshold, parts.high_score) == (0.15, 0.35)
-    one_stage = _Components(IngestConfig(detector="nanodet", low_score=None), source)
+    one_stage = Stages(IngestConfig(detector="nanodet", low_score=None), source)
     assert (one_stage.detector.score_threshold, one_stage.high_score) == (0.35, 0.0)
+    parts.close()
+    one_stage.close()
 
 
 def test_a_detection_stride_still_gives_every_frame_of_a_track(
@@ -268,7 +270,7 @@ def test_a_detection_stride_still_gives_every_frame_of_a_track(
     for fs in frames.values():
         steps = np.diff(sorted(fs))
         # holes remain only where the person was lost for longer than max_gap (10) frames
-        assert ((steps == 1) | (steps > cfg.max_gap)).all()
+        assert ((steps == 1) | (steps > cfg.tracker.max_gap)).all()
     assert sum(conf == 0 for *_, conf in got) > len(got) / 2
     scores = evaluate_tracking(world, db_url=db)
     assert scores["mota"] >= 0.75 and scores["idf1"] >= 0.75
@@ -307,7 +309,7 @@ def test_frames_detected_ahead_come_back_in_order_with_the_stride() -> None:
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    from indexer.ingest.pipeline import STAGES, _detected
+    from indexer.ingest.stages import STAGES, Stages
     from reid.detections import Detections
 
     seen: list[int] = []
@@ -329,9 +331,13 @@ def test_frames_detected_ahead_come_back_in_order_with_the_stride() -> None:
     frames = ((i, np.full((4, 4, 3), i % 256, np.uint8)) for i in range(60))
     with ThreadPoolExecutor(3) as pool:
         parts = SimpleNamespace(
-            detector=Jittery(), pool=pool, pool_threads=3, times=dict.fromkeys(STAGES, 0.0)
+            detector=Jittery(),
+            pool=pool,
+            pool_threads=3,
+            times=dict.fromkeys(STAGES, 0.0),
+            cfg=SimpleNamespace(detect_stride=2),
         )
-        out = list(_detected(frames, parts, stride=2))
+        out = list(Stages.detected(parts, frames))  # type: ignore[arg-type]
     assert [i for i, _, _ in out] == list(range(60))
     assert all((d is None) == (i % 2 == 1) for i, _, d in out)
     assert all(int(d.frame_idx[0]) == i for i, _, d in out if d is not None)
