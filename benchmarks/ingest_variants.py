@@ -48,7 +48,8 @@ def main() -> None:
             for i, kw in enumerate(variants):
                 db = f"sqlite:///{Path(tmp) / f'{rep}_{i}.db'}"
                 upgrade(make_engine(db))
-                r = ingest_video(db, Source(args.video, "speed", None), IngestConfig(**kw))
+                cfg = IngestConfig.from_settings(**kw)
+                r = ingest_video(db, Source(args.video, "speed", None), cfg)
                 if r.status != "done":
                     raise SystemExit(f"{args.video}: {r.error}")
                 fps[i].append(round(r.frames / max(sum(r.stages.values()), 1e-9), 1))

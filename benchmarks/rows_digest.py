@@ -48,7 +48,8 @@ def digest(db: Path) -> dict[str, dict]:
                 h.update(repr([row[i] for i in keep]).encode())
                 n += 1
             out[name] = {"rows": n, "sha256": h.hexdigest()[:16]}
-        out["models"] = {"names": [r[0] for r in con.execute("SELECT DISTINCT model FROM sighting")]}
+        models = con.execute("SELECT DISTINCT model FROM sighting")
+        out["models"] = {"names": [r[0] for r in models]}
     return out
 
 

@@ -31,8 +31,8 @@ from tracking_variants import parse_settings
 
 from indexer.ingest import IngestConfig
 from indexer.ingest.evaluate import pool_scores
-from indexer.ingest.pipeline import _Components, _new_state
 from indexer.ingest.sources import discover_sources
+from indexer.ingest.stages import Stages
 from reid.data.mot import read_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
@@ -41,7 +41,7 @@ from reid.track.metrics import score_tracking
 from reid.video import content_hash, probe, read_frames
 
 
-def detections(cfg: IngestConfig, parts: _Components, video: Path, cache: Path) -> dict:
+def detections(cfg: IngestConfig, parts: Stages, video: Path, cache: Path) -> dict:
     """Every frame's detections for ``video``, from ``cache`` when computed before (keyed by the
     video's content hash and the detector settings)."""
     what = [content_hash(video), cfg.detector, cfg.detector_options, cfg.low_score]
@@ -65,7 +65,7 @@ def main() -> None:
         raise SystemExit(f"{args.world} is not a synthetic world (no cameras.json)")
     kw = parse_settings(args.settings)
     try:
-        cfg = IngestConfig(**kw).validate()
+        cfg = IngestConfig.from_settings(**kw).validate()
     except ReidTraceError as err:
         raise SystemExit(str(err)) from None
     if cfg.appearance != "histogram" or cfg.detect_stride != 1:
@@ -77,10 +77,10 @@ def main() -> None:
     for source in discover_sources([args.world]):
         if source.gt_path is None:
             continue
-        parts = _Components(cfg, source)
+        parts = Stages(cfg, source)
         info = probe(source.path)
         dets = detections(cfg, parts, Path(source.path), args.cache or args.world / ".detections")
-        tracker = _new_state(cfg, parts.high_score, source, info).tracker
+        tracker = parts.new_tracker(source, info)
         rows = []
         for k, frame in read_frames(info):
             d = dets[k]
@@ -88,8 +88,7 @@ def main() -> None:
             tracked = tracker.update(d)
             if len(tracked):
                 rows.append(tracked)
-        if parts.pool is not None:
-            parts.pool.shutdown()
+        parts.close()
         hyp = Detections.merge(rows) if rows else Detections.empty()
         scores[source.camera] = score_tracking(read_mot(source.gt_path), hyp)
         hyp_boxes[source.camera] = len(hyp)

@@ -27,10 +27,13 @@ from indexer.ingest.evaluate import evaluate_tracking
 from indexer.store.db import make_engine
 from indexer.store.migrate import upgrade
 from reid.settings import IndexSettings
+from reid.track import TrackerConfig
 
 
 def parse_settings(pairs: list[str]) -> dict:
-    fields = {f.name for f in dataclasses.fields(IngestConfig)}
+    fields = ({f.name for f in dataclasses.fields(IngestConfig)} - {"tracker"}) | (
+        TrackerConfig.names()
+    )
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -59,7 +62,7 @@ def main() -> None:
             db_url=db,
             index_path=Path(tmp) / "variant.faiss",
             index_settings=IndexSettings(),
-            cfg=IngestConfig(**kw),
+            cfg=IngestConfig.from_settings(**kw),
             workers=os.cpu_count() or 1,
         )
         r = evaluate_tracking(args.world, db_url=db)
