@@ -8,6 +8,7 @@ so ``reidtrace --help`` stays fast; no import here is deferred to avoid a cycle.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -75,8 +76,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Detect, track, embed and index people in footage; resumable and idempotent."""
-        import os
-
         from indexer.ingest import IngestConfig
         from indexer.ingest import ingest as run
         from reid.settings import load_settings
