@@ -58,6 +58,7 @@ from indexer.store.schemas import (
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.geometry import apply_homography, as_homography
+from reid.vectors import l2_normalize
 
 __all__ = [
     "all_sighting_vectors",
@@ -725,8 +726,10 @@ def track_embedding_update(
             latest = got[-1][1]
             vecs = np.stack([decode_vector(v) for _, m, v in got if m == latest])
             mean = vecs.mean(axis=0)
-            norm = float(np.linalg.norm(mean))
-            emb = encode_vector(mean / norm if norm > 0 else mean)
+            # eps = the smallest float: every non-zero norm divides, as track embeddings always
+            # were, and a zero mean stays zero (the default eps would floor norms below 1e-12)
+            tiny = np.finfo(mean.dtype).smallest_subnormal
+            emb = encode_vector(l2_normalize(mean, eps=tiny))
         params.append({"id": tid, "embedding": emb})
     session.execute(update(Track), params)
     if commit:

@@ -42,7 +42,7 @@ from reid.geometry import as_homography
 
 def _overlapped(xyxy: np.ndarray, cover: float) -> frozenset[int]:
     """Indices of boxes of which more than ``cover`` of the area lies inside one other box."""
-    from reid.detect._boxes import box_area, box_intersection
+    from reid.boxes import box_area, box_intersection
 
     if len(xyxy) < 2 or cover >= 1.0:
         return frozenset()
@@ -188,7 +188,7 @@ class DeepSortTracker:
         from deep_sort_realtime.deep_sort.detection import Detection
         from scipy.optimize import linear_sum_assignment
 
-        from reid.detect._boxes import box_iou
+        from reid.boxes import box_iou
 
         ds = self._ds.tracker
         lost = [t for t in ds.tracks if t.is_confirmed() and t.time_since_update >= 1]
