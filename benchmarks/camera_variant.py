@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.boxes import box_iou, xywh_to_xyxy
 from reid.detect import create_detector
-from reid.detect._boxes import box_iou
 from reid.synth import site
 from reid.synth.render import render_camera
 from reid.synth.world import WorldConfig, build_people
@@ -88,7 +88,7 @@ def main() -> None:
             g = gt[(gt[:, 0] == k) & (gt[:, 6] == 1)]
             if not len(g):
                 continue
-            boxes = np.c_[g[:, 2:4], g[:, 2:4] + g[:, 4:6]]
+            boxes = xywh_to_xyxy(g[:, 2:6])
             d = detector.detect(frame, k)
             found = np.zeros(len(g), bool)
             if len(d):

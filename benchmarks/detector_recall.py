@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from reid.boxes import box_iou
 from reid.data.mot import read_mot
 from reid.detect import create_detector
-from reid.detect._boxes import box_iou
 from reid.video import probe, read_frames
 
 MIN_VIS = 0.25

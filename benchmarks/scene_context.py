@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from reid.boxes import box_iou
 from reid.detect import create_detector
-from reid.detect._boxes import box_iou
 from reid.synth.appearance import sample_appearances
 from reid.synth.figure import Sprite, render_figure
 from reid.synth.render import CameraLook, _shadow, apply_look, composite, make_noise_bank

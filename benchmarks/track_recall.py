@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from reid.boxes import box_iou
 from reid.data.mot import read_mot
-from reid.detect._boxes import box_iou
 
 VIS = ((0.25, 0.5), (0.5, 0.75), (0.75, 1.01))
 HEIGHT = ((0, 40), (40, 60), (60, 80), (80, 120), (120, 10_000))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reid.boxes import xyxy_to_xywh
+
 
 @dataclass
 class Detections:
@@ -68,9 +70,7 @@ class Detections:
     @property
     def xywh(self) -> np.ndarray:
         """Boxes as (x, y, width, height), the MOTChallenge convention."""
-        out = self.xyxy.copy()
-        out[:, 2:] -= out[:, :2]
-        return out
+        return xyxy_to_xywh(self.xyxy)
 
     @property
     def foot(self) -> np.ndarray:

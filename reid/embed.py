@@ -55,6 +55,7 @@ import onnxruntime as ort
 import reid
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from reid.vectors import l2_normalize
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -255,11 +256,6 @@ def read_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
-
-
 def _embed_files(
     paths: Sequence[str | Path],
     forward: Callable[[np.ndarray], np.ndarray],
@@ -295,10 +291,11 @@ def _embed_files(
             x = pending.result()
             if i + 1 < len(starts):
                 pending = pool.submit(load, starts[i + 1])
-            feats = _unit_rows(forward(x))
+            feats = l2_normalize(forward(x), dtype=np.float32)
             if flip:
-                feats = feats + _unit_rows(forward(np.ascontiguousarray(x[..., ::-1])))
-            chunks.append(_unit_rows(feats))
+                mirror = forward(np.ascontiguousarray(x[..., ::-1]))
+                feats = feats + l2_normalize(mirror, dtype=np.float32)
+            chunks.append(l2_normalize(feats, dtype=np.float32))
             if progress:
                 progress(stage, min(lo + batch_size, total), total)
     return np.concatenate(chunks)
@@ -416,7 +413,7 @@ class OnnxEmbedder:
         out = np.concatenate(outs)
         if out.shape != (len(x), self.dim):
             raise ValueError(f"model returned {out.shape}, expected {(len(x), self.dim)}")
-        return _unit_rows(out)
+        return l2_normalize(out, dtype=np.float32)
 
     def embed_crops(self, crops: Sequence[np.ndarray], *, flip: bool = False) -> np.ndarray:
         """BGR uint8 crops (any sizes) -> (n, D) float32 unit-length embeddings."""
@@ -425,7 +422,8 @@ class OnnxEmbedder:
             x = preprocess_crops(crops[lo : lo + self.batch_size], self.contract)
             feats = self.forward(x)
             if flip:
-                feats = _unit_rows(feats + self.forward(np.ascontiguousarray(x[..., ::-1])))
+                mirror = self.forward(np.ascontiguousarray(x[..., ::-1]))
+                feats = l2_normalize(feats + mirror, dtype=np.float32)
             out[lo : lo + len(x)] = feats
         return out
 

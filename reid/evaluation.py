@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reid.errors import ReidTraceError
+from reid.vectors import l2_normalize
 
 __all__ = ["RankResult", "cosine_distmat", "evaluate_rank"]
 
@@ -197,9 +198,7 @@ def unit_pair(query_feats: np.ndarray, gallery_feats: np.ndarray) -> tuple[np.nd
             f"query features have dim {q.shape[1]} but gallery features have dim {g.shape[1]}",
             hint="embed query and gallery with the same model",
         )
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
-    return q, g
+    return l2_normalize(q), l2_normalize(g)
 
 
 def cosine_distmat(query_feats: np.ndarray, gallery_feats: np.ndarray) -> np.ndarray:

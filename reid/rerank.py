@@ -37,6 +37,7 @@ import numpy as np
 
 from reid.errors import ReidTraceError
 from reid.evaluation import unit_pair
+from reid.vectors import l2_normalize
 
 __all__ = ["k_reciprocal_rerank", "query_expansion"]
 
@@ -110,7 +111,7 @@ def query_expansion(
         w = w**alpha if alpha else np.ones_like(w)
         expanded = qc + np.einsum("rk,rkd->rd", w, g[idx])
         out[lo : lo + rows] = expanded
-    return _normalise(out)
+    return l2_normalize(out)  # float32, as q
 
 
 # --- the steps of k-reciprocal re-ranking -------------------------------------------------------
@@ -139,10 +140,6 @@ def _unit_pair(query_feats: np.ndarray, gallery_feats: np.ndarray) -> tuple[np.n
             "features have NaN or infinite values", hint="check the model and the images"
         )
     return q, g
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _all_cols(a: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from reid.errors import ReidTraceError
-from reidtrace.cli import friendly_errors, progress_bar
+from reidtrace.app import friendly_errors, progress_bar
 
 __all__ = ["register"]
 

@@ -1,14 +1,20 @@
 """Verbs of ingestion: ``ingest``, ``index rebuild|verify``, ``evaluate-tracking``,
-``tracks export`` and ``bench ingest``."""
+``tracks export`` and ``bench ingest``.
+
+Verb bodies import ``indexer`` (FAISS, SQLAlchemy, OpenCV, ONNX Runtime) and the settings lazily,
+so ``reidtrace --help`` stays fast; no import here is deferred to avoid a cycle.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
-from reidtrace.cli import bench_app, err_console, friendly_errors, progress_bar
+from reid.errors import ReidTraceError
+from reidtrace.app import bench_app, err_console, friendly_errors, progress_bar
 
 
 def _model_path(model: str | None, setting: str) -> str | None:
@@ -29,6 +35,7 @@ MODEL_HELP = "ReID model (.onnx) the store was built with; default: reid_model (
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ingestion verbs and the ``index``/``tracks`` groups (called by ``reidtrace.cli``)."""
     index_app = typer.Typer(help="The FAISS vector index: rebuild it from SQL, or check it.")
     tracks_app = typer.Typer(help="Stored tracks.")
     app.add_typer(index_app, name="index")
@@ -84,8 +91,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Detect, track, embed and index people in footage; resumable and idempotent."""
-        import os
-
         from indexer.ingest import IngestConfig
         from indexer.ingest import ingest as run
         from reid.settings import load_settings
@@ -215,7 +220,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a camera's stored tracks in MOTChallenge format (1-based frame numbers)."""
         from indexer.ingest.evaluate import export_tracks
-        from reid.errors import ReidTraceError
         from reid.settings import load_settings
 
         with friendly_errors():

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from reidtrace.cli import friendly_errors, out_console, progress_bar
+from reidtrace.app import friendly_errors, out_console, progress_bar
 
 __all__ = ["register"]
 

@@ -102,7 +102,7 @@ def patch_tfjs_json(src: Path, dst: Path) -> int:
 def preprocess(frame: np.ndarray) -> np.ndarray:
     """BGR frame -> [1, 512, 512, 3] float32 RGB 0..255, letterboxed as ``reid.detect`` does."""
     sys.path.insert(0, str(REPO))
-    from reid.detect._boxes import letterbox
+    from reid.detect.contract import letterbox
 
     image, _ = letterbox(frame, (INPUT, INPUT), 0)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)[None]
@@ -139,18 +139,11 @@ def person_boxes(det: np.ndarray, score_min: float = SCORE_MIN) -> np.ndarray:
     return det[keep]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) x (m, 4) xyxy -> (n, m)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:4] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:4] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def agreement(ref: list[np.ndarray], test: list[np.ndarray]) -> dict[str, float]:
     """Greedy one-to-one matching (best IoU first) of person boxes, frame by frame."""
+    sys.path.insert(0, str(REPO))  # as in preprocess: this script runs outside the package
+    from reid.boxes import box_iou
+
     n_ref = n_test = matched = 0
     dscore: list[float] = []
     for r_all, t_all in zip(ref, test, strict=True):
@@ -158,7 +151,7 @@ def agreement(ref: list[np.ndarray], test: list[np.ndarray]) -> dict[str, float]
         n_ref, n_test = n_ref + len(r), n_test + len(t)
         if not len(r) or not len(t):
             continue
-        m = iou(r[:, :4], t[:, :4])
+        m = box_iou(r[:, :4], t[:, :4], dtype=np.result_type(r, t))
         while m.size and m.max() >= IOU_MIN:
             i, j = np.unravel_index(np.argmax(m), m.shape)
             dscore.append(float(t[j, 4] - r[i, 4]))

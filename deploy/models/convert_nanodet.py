@@ -169,7 +169,7 @@ def quantize_int8(float_model: Path, out: Path, frames: list[np.ndarray], work: 
     from onnxruntime.quantization import quant_pre_process
 
     sys.path.insert(0, str(REPO))
-    from reid.detect._boxes import letterbox
+    from reid.detect.contract import letterbox
 
     prepped = work / "nanodet_prep.onnx"
     quant_pre_process(str(float_model), str(prepped), skip_symbolic_shape=True)

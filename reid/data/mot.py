@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.boxes import xywh_to_xyxy
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 
@@ -68,7 +69,6 @@ def read_mot(path: str | Path, *, camera_id: str = "") -> Detections:
     table = np.array(rows, dtype=np.float64)
     frame = table[:, 0].astype(np.int64) - 1
     ids = table[:, 1].astype(np.int64)
-    x, y, w, h = table[:, 2], table[:, 3], table[:, 4], table[:, 5]
     conf = table[:, 6] if ncols >= 7 else np.ones(len(table))
     extra: dict[str, np.ndarray] = {}
     if ncols in (8, 9):
@@ -76,7 +76,7 @@ def read_mot(path: str | Path, *, camera_id: str = "") -> Detections:
     if ncols == 9:
         extra["visibility"] = table[:, 8].astype(np.float32)
     return Detections(
-        xyxy=np.stack([x, y, x + w, y + h], axis=1),
+        xyxy=xywh_to_xyxy(table[:, 2:6]),
         confidence=conf,
         frame_idx=frame,
         track_id=None if np.all(ids == -1) else ids,

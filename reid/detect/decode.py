@@ -28,6 +28,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from reid.boxes import cxcywh_to_xyxy
+
 __all__ = ["decode_boxes", "decode_centernet", "decode_nanodet", "decode_yolo", "nanodet_levels"]
 
 NANODET_STRIDES = (8, 16, 32, 64)
@@ -159,9 +161,8 @@ def decode_yolo(
     if has_obj:
         score = score * mat[:, 4].astype(np.float32)
     idx = np.flatnonzero(score >= min_score)
-    cx, cy, w, h = (mat[idx, i].astype(np.float32) for i in range(4))
-    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    return xyxy.reshape(-1, 4), score[idx]
+    xyxy = cxcywh_to_xyxy(mat[idx, :4].astype(np.float32))
+    return xyxy, score[idx]
 
 
 def decode_centernet(
@@ -206,8 +207,8 @@ def decode_centernet(
     cy = (rows + off[1, rows, cols]) * down_y
     w = wh_[0, rows, cols] * down_x
     h = wh_[1, rows, cols] * down_y
-    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    return xyxy.reshape(-1, 4), person.reshape(-1)[cand].astype(np.float32)
+    xyxy = cxcywh_to_xyxy(np.stack([cx, cy, w, h], axis=1)).astype(np.float32)
+    return xyxy, person.reshape(-1)[cand].astype(np.float32)
 
 
 def decode_boxes(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reid.detect._boxes import check_frame, finalize
+from reid.detect.contract import check_frame, finalize
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 

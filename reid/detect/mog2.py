@@ -17,7 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reid.detect._boxes import check_frame, finalize
+from reid.boxes import xywh_to_xyxy
+from reid.detect.contract import check_frame, finalize
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 
@@ -95,7 +96,7 @@ class Mog2Detector:
             & (ratio >= self.aspect[0])
             & (ratio <= self.aspect[1])
         )
-        xyxy = np.stack([x, y, x + w, y + h], axis=1)[keep]
+        xyxy = xywh_to_xyxy(np.stack([x, y, w, h], axis=1))[keep]
         fill = (area / np.maximum(w * h, 1))[keep]
         return finalize(
             xyxy,

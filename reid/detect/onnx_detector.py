@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from reid.detect._boxes import check_frame, finalize, letterbox
+from reid.detect.contract import check_frame, finalize, letterbox
 from reid.detect.decode import (
     DecodeError,
     decode_boxes,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from reid.data.mot import read_mot
-from reid.detect._boxes import MIN_BOX_SIDE, check_frame
+from reid.detect.contract import check_frame, clip_to_frame
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 
@@ -60,14 +60,11 @@ class OracleDetector:
 
     def detect(self, frame: np.ndarray, frame_idx: int) -> Detections:
         """The gt boxes of ``frame_idx`` (0-based, as in ``read_mot``), clipped to ``frame``."""
-        h, w = check_frame(frame).shape[:2]
+        shape = check_frame(frame).shape
         rows = self._rows.get(int(frame_idx))
         if rows is None:
             return Detections.empty()
-        xyxy = self._gt.xyxy[rows].copy()
-        xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
-        xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
-        ok = np.all(xyxy[:, 2:] - xyxy[:, :2] >= MIN_BOX_SIDE, axis=1)
+        xyxy, ok = clip_to_frame(self._gt.xyxy[rows], shape)
         rows = rows[ok]
         extra = {"gt_id": self._ids[rows]}
         if "visibility" in self._gt.extra:

@@ -7,9 +7,11 @@ the exported ONNX model instead. Importing it registers every family (``osnet``,
 
 from reid.models import mobilenetv2, osnet, resnet  # noqa: F401  (registers the families)
 from reid.models.checkpoint import load_checkpoint, save_checkpoint
+from reid.models.factory import create_model
 from reid.models.features import extract_features
+from reid.models.info import ModelInfo
 from reid.models.net import ReIDNet
-from reid.models.registry import ModelInfo, create_model, list_models, model_info, register_model
+from reid.models.registry import list_models, model_info, register_model
 from reid.models.weights import LoadReport, load_weights
 
 __all__ = [

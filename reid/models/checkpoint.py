@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 from reid.errors import ReidTraceError
+from reid.models.factory import create_model
 from reid.models.net import ReIDNet
-from reid.models.registry import create_model, list_models
+from reid.models.registry import list_models
 from reid.models.weights import CHECKPOINT_FORMAT, is_our_checkpoint, read_torch_file
 
 __all__ = ["load_checkpoint", "save_checkpoint"]

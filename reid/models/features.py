@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from reid.errors import ReidTraceError
+from reid.models.info import ModelInfo
 from reid.models.net import ReIDNet
-from reid.models.registry import ModelInfo
 
 __all__ = ["extract_features", "load_batch"]
 

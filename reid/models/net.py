@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reid.models.registry import ModelInfo
+from reid.models.info import ModelInfo
 
 __all__ = ["ReIDNet"]
 

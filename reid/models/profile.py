@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from reid.models.registry import create_model, model_info
+from reid.models.factory import create_model
+from reid.models.registry import model_info
 
 __all__ = ["model_stats"]
 

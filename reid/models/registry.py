@@ -1,60 +1,31 @@
 """The one registry of our model names (after timm's ``register_model``).
 
 Each entry is a small builder that returns a torchreid backbone, plus the facts every caller
-needs as data beside it (:class:`ModelInfo`: input size, mean/std, embedding dim). Training,
-evaluation, ONNX export and ``compression/`` all call :func:`create_model` and never a
-constructor, so a name in a checkpoint or a config file is enough to rebuild the network.
+needs as data beside it (:class:`~reid.models.info.ModelInfo`: input size, mean/std, embedding
+dim). Training, evaluation, ONNX export and ``compression/`` all call
+:func:`reid.models.factory.create_model` (which builds on this module) and never a constructor,
+so a name in a checkpoint or a config file is enough to rebuild the network.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reid.errors import ReidTraceError
+from reid.models.info import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from reid.models.net import ReIDNet
-
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "ModelInfo",
-    "create_model",
-    "list_models",
-    "model_info",
-    "register_model",
-]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["build_backbone", "filter_fn", "list_models", "model_info", "register_model"]
 
 FilterFn = Callable[[dict[str, "Tensor"]], tuple[dict[str, "Tensor"], list[str]]]
 """Adapts a foreign state dict to ``ReIDNet`` keys; returns ``(state, dropped_keys)``."""
 ImagenetFn = Callable[["nn.Module"], None]
 """Loads ImageNet weights into a freshly built backbone, in place."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What every caller of a registered model needs to know, stored in each checkpoint."""
-
-    name: str  # the registry name, e.g. "osnet_x0_25_128x64"
-    family: str  # "osnet", "resnet", "mobilenetv2": which filter_state_dict adapts checkpoints
-    network: str  # the builder; names sharing it have identical weights (only input size differs)
-    input_size: tuple[int, int]  # (height, width) the model is trained and embedded at
-    mean: tuple[float, float, float]  # RGB, for inputs scaled to [0, 1]
-    std: tuple[float, float, float]
-    embed_dim: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (tuples become lists) for checkpoints, JSON and ONNX metadata."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -151,33 +122,3 @@ def build_backbone(name: str, *, imagenet: bool = False) -> nn.Module:
 def filter_fn(name: str) -> FilterFn | None:
     """The family's ``filter_state_dict`` for ``name`` (None: keys are used as they are)."""
     return _entry(name).filter_fn
-
-
-def create_model(
-    name: str,
-    *,
-    num_classes: int = 1,
-    weights: str | Path | None = None,
-    imagenet: bool = False,
-) -> ReIDNet:
-    """Build the registered model ``name`` as a :class:`~reid.models.net.ReIDNet`.
-
-    ``num_classes`` sizes the identity classifier (training only; 1 for embedding). ``weights``
-    is our checkpoint or a torchreid model-zoo file (see :func:`reid.models.weights.load_weights`;
-    a classifier of another size is dropped). ``imagenet`` initialises the backbone from the
-    ImageNet weights available offline (MobileNetV2 only).
-    """
-    # imported here: net/weights import this module for ModelInfo and the registry
-    from reid.models.net import ReIDNet
-    from reid.models.weights import load_weights
-
-    info = model_info(name)
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ReidTraceError(
-            f"num_classes must be a positive integer, got {num_classes!r}",
-            hint="use the number of training identities (1 when only embedding)",
-        )
-    model = ReIDNet(build_backbone(name, imagenet=imagenet), info, num_classes=num_classes)
-    if weights is not None:
-        load_weights(model, weights)
-    return model

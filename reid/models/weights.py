@@ -128,8 +128,8 @@ def standard_filter(
 @functools.cache
 def _backbone_shapes(name: str) -> dict[str, tuple[int, ...]]:
     """``backbone.*`` key -> shape of a registered model, built on the meta device (no memory)."""
-    with torch.device("meta"):
-        model = registry.create_model(name)
+    with torch.device("meta"):  # the model create_model(name) builds, without importing it
+        model = ReIDNet(registry.build_backbone(name), registry.model_info(name))
     return {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("backbone.")}
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from reid.boxes import box_iou, clip_boxes, xywh_to_xyxy
 from reid.geometry import PinholeCamera
 from reid.synth.figure import render_figure
 from reid.synth.people import Person
@@ -148,15 +149,6 @@ def _shadow(frame: np.ndarray, u: float, v: float, height_px: float) -> None:
     frame[y0c:y1c, x0c:x1c] = (frame[y0c:y1c, x0c:x1c] * k[..., None]).astype(np.uint8)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box against many."""
-    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = ix * iy
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(area, 1e-9)
-
-
 def cut_crop(frame: np.ndarray, box: np.ndarray, size: tuple[int, int] = (64, 128)) -> bytes:
     """A Market-style crop: the box resized to 64x128, JPEG-encoded (pads with edge pixels)."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
@@ -280,7 +272,7 @@ def render_camera(
         # truth: visibility from the label buffer, boxes clipped to the frame
         rows: list[tuple] = []
         for idx, (pid, box, total) in boxes.items():
-            cb = np.clip(box, [0, 0, 0, 0], [width, height, width, height])
+            cb = clip_boxes(box, (height, width))[0]
             if cb[2] - cb[0] < 1 or cb[3] - cb[1] < 1:
                 continue
             bx0, by0, bx1, by1 = (int(c) for c in cb)
@@ -318,7 +310,7 @@ def _sample_crops(
     """Market-style crops: identities every ``stride`` frames, plus junk and distractors."""
     h, w = frame.shape[:2]
     good = {r[1]: r for r in rows}
-    all_boxes = np.array([[r[2], r[3], r[2] + r[4], r[3] + r[5]] for r in rows]).reshape(-1, 4)
+    all_boxes = xywh_to_xyxy(np.array([r[2:6] for r in rows]).reshape(-1, 4))
     for pid, row in sorted(good.items()):
         if k < next_crop.get(pid, 0):
             continue
@@ -344,5 +336,5 @@ def _sample_crops(
         bw = bh * 0.42
         x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
         cand = np.array([x0, y0, x0 + bw, y0 + bh])
-        if len(all_boxes) == 0 or _box_iou(cand, all_boxes).max() < 0.05:
+        if len(all_boxes) == 0 or box_iou(cand, all_boxes).max() < 0.05:
             out.crops.append(Crop(0, k, cut_crop(frame, cand)))

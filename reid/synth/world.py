@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.boxes import xywh_to_xyxy
 from reid.contacts import Observations, compute_contacts
 from reid.data.market import market_name
 from reid.data.mot import write_mot
@@ -286,7 +287,7 @@ def _write_truth(
     for c, o in outputs.items():
         rows = np.array(o.gt, dtype=np.float64).reshape(-1, 9)
         dets = Detections(
-            xyxy=np.column_stack([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]]),
+            xyxy=xywh_to_xyxy(rows[:, 2:6]),
             confidence=rows[:, 6],
             frame_idx=rows[:, 0].astype(np.int64),
             track_id=rows[:, 1].astype(np.int64),

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from reid.detections import Detections
+from reid.vectors import l2_normalize
 
 H_BINS, S_BINS = 8, 4
 DIM = 2 * H_BINS * S_BINS + 2 * 4  # hue-saturation per half, plus a value histogram per half
@@ -40,5 +41,5 @@ def histogram_features(frame: np.ndarray, dets: Detections) -> np.ndarray:
             v = cv2.calcHist([roi], [2], None, [4], [0, 256]).ravel()
             parts += [hs / max(hs.sum(), 1.0), v / max(v.sum(), 1.0)]
         vec = np.sqrt(np.concatenate(parts))  # Hellinger: histograms compare well by cosine
-        out[i] = vec / max(np.linalg.norm(vec), 1e-9)
+        out[i] = l2_normalize(vec, eps=1e-9)
     return out

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from reid.track import kalman
+from reid.vectors import l2_normalize
 
 GATED = 1e5
 """The cost of a pair that the gate forbids (large, finite: the Hungarian solver needs that)."""
@@ -48,10 +49,9 @@ def min_cost_matching(
 
 def nn_cosine_distance(gallery: np.ndarray, features: np.ndarray) -> np.ndarray:
     """(m,) smallest cosine distance from each of ``features`` (m, d) to a track's ``gallery``
-    (n, d). Both are normalised here: galleries hold raw vectors."""
-    a = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    b = features / np.linalg.norm(features, axis=1, keepdims=True)
-    return (1.0 - np.dot(a, b.T)).min(axis=0)
+    (n, d). Both are normalised here: galleries hold raw vectors. (An all-zero vector, the
+    histogram of a box too thin to see, is at distance 1 from everything.)"""
+    return (1.0 - np.dot(l2_normalize(gallery), l2_normalize(features).T)).min(axis=0)
 
 
 def ltwh_iou(box: np.ndarray, candidates: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from reid.detect._boxes import box_area, box_intersection, box_iou
+from reid.boxes import box_area, box_intersection, box_iou
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.geometry import as_homography

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reid.boxes import box_iou
 from reid.detections import Detections
 
 METRICS = [
@@ -28,16 +29,8 @@ def iou_distance(a: np.ndarray, b: np.ndarray, max_iou_distance: float = 0.5) ->
     """1 - IoU between xyxy boxes; pairs beyond ``max_iou_distance`` become NaN (no match)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    ix = np.clip(
-        np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None
-    )
-    iy = np.clip(
-        np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None
-    )
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    d = 1.0 - inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    # in the boxes' own precision (float32 from Detections), as these scores always were
+    d = 1.0 - box_iou(a, b, dtype=np.result_type(a, b))
     d[d > max_iou_distance] = np.nan
     return d
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from reid.boxes import box_intersection
+
 IDEAL_ASPECT = 2.6  # height / width of a standing or walking person box
 FULL_HEIGHT_PX = 128.0  # beyond this the embedder sees no more detail (its input is 256x128)
 
@@ -35,9 +37,9 @@ def crop_quality(frame: np.ndarray, box: np.ndarray, others: np.ndarray) -> floa
     aspect = float(np.exp(-abs(np.log((bh / bw) / IDEAL_ASPECT))))
     overlap = 0.0
     if len(others):
-        ix = np.clip(np.minimum(x1, others[:, 2]) - np.maximum(x0, others[:, 0]), 0, None)
-        iy = np.clip(np.minimum(y1, others[:, 3]) - np.maximum(y0, others[:, 1]), 0, None)
-        overlap = float((ix * iy).max() / (bw * bh))
+        # in the boxes' own precision (float32 in ingestion), as crop scores always were
+        inter = box_intersection(box, others, dtype=np.result_type(others, np.float32))
+        overlap = float(inter.max() / (bw * bh))
     crop = frame[int(max(y0, 0)) : int(min(y1, h)), int(max(x0, 0)) : int(min(x1, w))]
     if crop.size == 0:
         return 0.0

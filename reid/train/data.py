@@ -25,7 +25,7 @@ from reid.data.market import MarketImage
 from reid.errors import ReidTraceError
 from reid.models._torchreid import RandomIdentitySampler
 from reid.models.features import read_rgb
-from reid.models.registry import ModelInfo
+from reid.models.info import ModelInfo
 
 __all__ = ["EpochSampler", "TrainImages", "default_threads", "make_loader", "train_transform"]
 

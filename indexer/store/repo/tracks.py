@@ -14,6 +14,7 @@ from indexer.store.models import Detection, Sighting, Track
 from indexer.store.repo.batches import in_batches
 from indexer.store.repo.sightings import decode_vector, encode_vector
 from reid.detections import Detections
+from reid.vectors import l2_normalize
 
 __all__ = [
     "detections_for_track",
@@ -64,8 +65,10 @@ def track_embedding_update(
             latest = got[-1][1]
             vecs = np.stack([decode_vector(v) for _, m, v in got if m == latest])
             mean = vecs.mean(axis=0)
-            norm = float(np.linalg.norm(mean))
-            emb = encode_vector(mean / norm if norm > 0 else mean)
+            # eps = the smallest float: every non-zero norm divides, as track embeddings always
+            # were, and a zero mean stays zero (the default eps would floor norms below 1e-12)
+            tiny = np.finfo(mean.dtype).smallest_subnormal
+            emb = encode_vector(l2_normalize(mean, eps=tiny))
         params.append({"id": tid, "embedding": emb})
     session.execute(update(Track), params)
     if commit:

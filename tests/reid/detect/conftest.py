@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from reid.boxes import box_iou
 from reid.data.mot import read_mot
-from reid.detect._boxes import box_iou
 from reid.detections import Detections
 from reid.protocols import Detector
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.boxes import box_iou
 from reid.detect import NanoDetDetector, create_detector
-from reid.detect._boxes import box_iou
 from reid.detect.nanodet import DEFAULT_PRECISION, WEIGHTS
 
 from .conftest import pets_counts, read_frames, rendered_counts

@@ -1,8 +1,9 @@
-"""Box plumbing every detector shares: letterboxing in, clipping + threshold + NMS out.
+"""The contract every detector obeys: frames in (checked, letterboxed), boxes out (clipped,
+thresholded, slivers dropped, overlaps suppressed).
 
 Kept in one place so that every detector obeys the same output contract (person boxes in frame
 pixels, clipped to the frame, above the score threshold, overlaps suppressed) and a change to
-that contract is made once.
+that contract is made once. The box geometry itself lives in :mod:`reid.boxes`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from reid.boxes import clip_boxes, xyxy_to_xywh
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+
+__all__ = ["MIN_BOX_SIDE", "Letterbox", "check_frame", "clip_to_frame", "finalize", "letterbox"]
 
 MIN_BOX_SIDE = 2.0
 """Boxes thinner than this (pixels, after clipping) are slivers at the frame edge, not people."""
@@ -82,6 +86,18 @@ def check_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def clip_to_frame(
+    xyxy: np.ndarray, frame_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes clipped to the frame, and the mask of those at least ``MIN_BOX_SIDE`` on each side.
+
+    What is left of a box overhanging the edge is what anyone will ever see of that person; a
+    sliver left by clipping is not a person.
+    """
+    xyxy = clip_boxes(xyxy, frame_shape)
+    return xyxy, np.all(xyxy[:, 2:] - xyxy[:, :2] >= MIN_BOX_SIDE, axis=1)
+
+
 def finalize(
     xyxy: np.ndarray,
     scores: np.ndarray,
@@ -101,19 +117,14 @@ def finalize(
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
     extra = dict(extra or {})
-    h, w = frame_shape[:2]
     keep = scores >= score_threshold
-    xyxy = xyxy[keep].copy()
     scores = scores[keep]
     extra = {k: v[keep] for k, v in extra.items()}
-    xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
-    xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
-    sizes = xyxy[:, 2:] - xyxy[:, :2]
-    keep = np.all(sizes >= MIN_BOX_SIDE, axis=1)
-    xyxy, scores, sizes = xyxy[keep], scores[keep], sizes[keep]
+    xyxy, keep = clip_to_frame(xyxy[keep], frame_shape)
+    xyxy, scores = xyxy[keep], scores[keep]
     extra = {k: v[keep] for k, v in extra.items()}
     if len(xyxy) and nms_iou < 1.0:
-        boxes = np.concatenate([xyxy[:, :2], sizes], axis=1).tolist()
+        boxes = xyxy_to_xywh(xyxy).tolist()
         idx = cv2.dnn.NMSBoxes(boxes, scores.tolist(), float(score_threshold), float(nms_iou))
         idx = np.asarray(idx, np.int64).reshape(-1)
     else:
@@ -125,25 +136,3 @@ def finalize(
         frame_idx=np.full(len(idx), frame_idx, np.int64),
         extra={k: v[idx] for k, v in extra.items()},
     )
-
-
-def box_area(xyxy: np.ndarray) -> np.ndarray:
-    """(n,) areas of xyxy boxes."""
-    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-
-
-def box_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) intersection areas of two sets of xyxy boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
-    lo = np.maximum(a[..., :2], b[..., :2])
-    hi = np.minimum(a[..., 2:], b[..., 2:])
-    return np.prod(np.clip(hi - lo, 0.0, None), axis=2)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) intersection over union of two sets of xyxy boxes."""
-    inter = box_intersection(a, b)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return inter / np.maximum(union, 1e-9)
