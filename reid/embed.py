@@ -38,13 +38,10 @@ with bilinear interpolation -> RGB -> /255 -> (x - mean) / std -> NCHW float32.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +52,14 @@ import onnxruntime as ort
 import reid
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from reid.model_file import (
+    InputContract,
+    identity,
+    model_identity,
+    open_session,
+    require_file,
+    shape_str,
+)
 from reid.vectors import l2_normalize
 
 __all__ = [
@@ -71,133 +76,11 @@ __all__ = [
 DEFAULT_MODEL = Path(reid.__file__).parent / "weights" / "default.onnx"
 """The bundled embedder, used when no model is named."""
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VALID_FLAG = "embedding_valid"
 """``Detections.extra`` column set by :meth:`OnnxEmbedder.embed`: False where the box had no
 pixel inside the frame (its embedding is all zeros, so it matches nothing)."""
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class InputContract:
-    """What a model expects as input; stored as ONNX metadata so the file is self-describing."""
-
-    height: int
-    width: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    color: str = "RGB"  # channel order of the network input: "RGB" or "BGR"
-    layout: str = "NCHW"
-    embed_dim: int | None = None
-    arch: str = ""
-
-    def to_metadata(self, version: str) -> dict[str, str]:
-        """The ``metadata_props`` entries written by the exporter (all strings, as ONNX wants)."""
-        meta = {
-            "arch": self.arch,
-            "input_height": str(self.height),
-            "input_width": str(self.width),
-            "mean": json.dumps([float(v) for v in self.mean]),
-            "std": json.dumps([float(v) for v in self.std]),
-            "color": self.color,
-            "layout": self.layout,
-            "version": version,
-        }
-        if self.embed_dim is not None:
-            meta["embed_dim"] = str(self.embed_dim)
-        return meta
-
-    @classmethod
-    def from_metadata(
-        cls, meta: dict[str, str], input_shape: Sequence[Any], source: str
-    ) -> InputContract:
-        """Read the contract back; fall back to the input's fixed H x W when metadata lacks it.
-
-        ``input_shape`` is the ONNX input shape (ints for fixed axes, strings or None for
-        dynamic ones); ``source`` names the model in error messages.
-        """
-        fixed_h, fixed_w = (d if isinstance(d, int) else None for d in input_shape[2:4])
-        height = _meta_int(meta, "input_height", source) or fixed_h
-        width = _meta_int(meta, "input_width", source) or fixed_w
-        if height is None or width is None:
-            raise ReidTraceError(
-                f"{source} has no input size: no input_height/input_width metadata and a "
-                f"dynamic input shape {_shape_str(input_shape)}",
-                hint="export the model with `reidtrace export`, which records its input contract",
-            )
-        for name, meta_v, fixed_v in (("height", height, fixed_h), ("width", width, fixed_w)):
-            if fixed_v is not None and meta_v != fixed_v:
-                raise ReidTraceError(
-                    f"{source}: metadata input_{name}={meta_v} disagrees with the input shape "
-                    f"{_shape_str(input_shape)}",
-                    hint="re-export the model with `reidtrace export`",
-                )
-        color = meta.get("color", "RGB").upper()
-        layout = meta.get("layout", "NCHW").upper()
-        if color not in ("RGB", "BGR"):
-            raise ReidTraceError(
-                f"{source}: unsupported color {meta['color']!r} in the metadata",
-                hint="models must take RGB or BGR input; re-export with `reidtrace export`",
-            )
-        if layout != "NCHW":
-            raise ReidTraceError(
-                f"{source}: unsupported layout {meta['layout']!r} in the metadata",
-                hint="models must take NCHW input; re-export with `reidtrace export`",
-            )
-        return cls(
-            height=height,
-            width=width,
-            mean=_meta_triple(meta, "mean", IMAGENET_MEAN, source),
-            std=_meta_triple(meta, "std", IMAGENET_STD, source),
-            color=color,
-            layout=layout,
-            embed_dim=_meta_int(meta, "embed_dim", source),
-            arch=meta.get("arch", ""),
-        )
-
-
-def _meta_int(meta: dict[str, str], key: str, source: str) -> int | None:
-    raw = meta.get(key)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ReidTraceError(
-            f"{source}: metadata {key}={raw!r} is not a positive integer",
-            hint="re-export the model with `reidtrace export`",
-        )
-    return value
-
-
-def _meta_triple(
-    meta: dict[str, str], key: str, default: tuple[float, float, float], source: str
-) -> tuple[float, float, float]:
-    raw = meta.get(key)
-    if raw is None:
-        return default
-    try:
-        vals = [float(v) for v in json.loads(raw)]
-    except (ValueError, TypeError) as err:
-        raise ReidTraceError(
-            f"{source}: metadata {key}={raw!r} is not a JSON list of 3 numbers",
-            hint="re-export the model with `reidtrace export`",
-        ) from err
-    if len(vals) != 3 or not all(np.isfinite(vals)) or (key == "std" and min(vals) <= 0):
-        raise ReidTraceError(
-            f"{source}: metadata {key}={raw!r} must be 3 finite numbers"
-            + (" > 0" if key == "std" else ""),
-            hint="re-export the model with `reidtrace export`",
-        )
-    return (vals[0], vals[1], vals[2])
-
-
-def _shape_str(shape: Sequence[Any]) -> str:
-    return " x ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape)
 
 
 # --- preprocessing (shared with the PyTorch extractor) -------------------------------------------
@@ -325,7 +208,7 @@ class OnnxEmbedder:
             raise ReidTraceError(f"threads must be >= 1, got {threads}", hint="or leave it unset")
         if batch_size < 1:
             raise ReidTraceError(f"batch size must be >= 1, got {batch_size}", hint="try 32")
-        _require_file(self.path)
+        require_file(self.path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
@@ -335,7 +218,7 @@ class OnnxEmbedder:
         # detection, and spinning threads steal them (2 threads on a busy 2-core machine: 187
         # img/s spinning vs 291 not, osnet_x0_25 at 256x128)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = _open_session(self.path, opts, providers)
+        self._session = open_session(self.path, opts, providers)
         source = f"ONNX model {self.path.name!r}"
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else []
@@ -345,13 +228,13 @@ class OnnxEmbedder:
             or len(shape) != 4
             or shape[1] != 3
         ):
-            got = ", ".join(f"{i.name}: {i.type} {_shape_str(i.shape)}" for i in inputs)
+            got = ", ".join(f"{i.name}: {i.type} {shape_str(i.shape)}" for i in inputs)
             raise ReidTraceError(
                 f"{source} takes [{got}], but an embedder expects N x 3 x H x W float32 images",
                 hint="export a ReID network whose one input is a batch of RGB images",
             )
         if len(outputs) != 1 or len(outputs[0].shape) != 2:
-            got = ", ".join(f"{o.name}: {_shape_str(o.shape)}" for o in outputs)
+            got = ", ".join(f"{o.name}: {shape_str(o.shape)}" for o in outputs)
             raise ReidTraceError(
                 f"{source} returns [{got}], but an embedder expects one N x D output",
                 hint="export the network in eval mode, returning only the embeddings",
@@ -377,7 +260,7 @@ class OnnxEmbedder:
         self.dim: int = dim
         # taken now, so the id names the bytes this session was loaded from even if the file is
         # replaced later (a cached lookup: the file is hashed once per path and modification)
-        self._model_id = _identity(self.path, contract.arch)
+        self._model_id = identity(self.path, contract.arch)
 
     @property
     def model_id(self) -> str:
@@ -476,74 +359,6 @@ class OnnxEmbedder:
             progress=progress,
             stage=stage,
         )
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ReidTraceError(
-            f"ONNX model {str(path)!r} {what}",
-            hint="pass the path of an .onnx file, e.g. one written by `reidtrace export`",
-        )
-
-
-def _open_session(
-    path: Path, opts: ort.SessionOptions, providers: Sequence[str] | None = None
-) -> ort.InferenceSession:
-    """An ONNX Runtime session; a file it cannot load is a user error naming the file."""
-    opts.log_severity_level = 3  # errors only: warnings about unused initializers are noise
-    try:
-        return ort.InferenceSession(
-            str(path), sess_options=opts, providers=list(providers or ["CPUExecutionProvider"])
-        )
-    except Exception as err:  # ONNX Runtime raises its own Exception subclasses
-        if not type(err).__module__.startswith("onnxruntime"):
-            raise
-        raise ReidTraceError(
-            f"{str(path)!r} is not a loadable ONNX model: {str(err).splitlines()[0]}",
-            hint="pass an .onnx file written by `reidtrace export` (or torch.onnx.export)",
-        ) from err
-
-
-# --- model identity ------------------------------------------------------------------------------
-_HASHES: dict[tuple[str, int, int, int, int], str] = {}
-"""sha256 per (resolved path, inode, size, mtime, ctime): each file version is read once."""
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if key not in _HASHES:
-        with path.open("rb") as f:
-            _HASHES[key] = hashlib.file_digest(f, "sha256").hexdigest()
-    return _HASHES[key]
-
-
-def _identity(path: Path, arch: str | None) -> str:
-    """``"<name>-<sha256[:12]>"``; ``arch`` None means: read it from the file's metadata."""
-    sha = _file_sha256(path)
-    if arch is None:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.intra_op_num_threads = 1
-        meta = _open_session(path, opts).get_modelmeta().custom_metadata_map
-        arch = meta.get("arch", "")
-    # the name is for people (it ends up in messages and manifests): keep it one short token
-    name = re.sub(r"[^A-Za-z0-9_.+]+", "_", arch or path.stem).strip("_.")[:60] or "model"
-    return f"{name}-{sha[:12]}"
-
-
-def model_identity(path: str | Path) -> str:
-    """The identity of the ONNX model in ``path``, without building an embedder.
-
-    ``"<name>-<sha256[:12]>"``: ``name`` is the ``arch`` metadata (the file's stem when it has
-    none) and the hash is of the file's bytes, so the same bytes always give the same id and two
-    different files never share one (re-exporting, quantising or editing the metadata makes a
-    new model). Equal to ``OnnxEmbedder(path).model_id``; hashed once per file version.
-    """
-    path = Path(path)
-    _require_file(path)
-    return _identity(path, None)
 
 
 _EMBEDDERS: dict[str, Callable[..., OnnxEmbedder]] = {"onnx": OnnxEmbedder}

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo"]
+from reid.model_file import IMAGENET_MEAN, IMAGENET_STD  # one definition, torch-free
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo"]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ import pytest
 
 from reid.detections import Detections
 from reid.embed import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     VALID_FLAG,
     InputContract,
     OnnxEmbedder,
@@ -26,6 +24,7 @@ from reid.embed import (
     preprocess_crops,
 )
 from reid.errors import ReidTraceError
+from reid.model_file import IMAGENET_MEAN, IMAGENET_STD
 from reid.protocols import Embedder
 
 onnx = pytest.importorskip("onnx")
