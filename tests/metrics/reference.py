@@ -66,8 +66,8 @@ HEADER = f"""\
 #
 #     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 {REGENERATE}
 #
-# (about 2 minutes on one core; the PETS section needs ../shared/data, and the script keeps the
-# old PETS numbers when that folder is absent).
+# (about 90 s of CPU, under 3 minutes on a busy 2-core machine; the PETS section needs
+# ../shared/data, and the script keeps the old PETS numbers when that folder is absent).
 #
 # [tolerance]        allowed |measured - table| per metric name, in the metric's own units
 #                    (mAP and rank1 in percentage points, mota and idf1 as fractions,
@@ -84,7 +84,8 @@ HEADER = f"""\
 # [tiny_demo_*]      world, reid and tracking of `run_demo` on tests/conftest.py's TINY world
 #                    with its tiny flatten embedder (tests/reidtrace/test_demo.py).
 #
-# Measured with ONNX Runtime on one thread; two runs gave the same numbers.
+# The reference world and PETS run ONNX Runtime on one thread (the tiny demo as its test runs
+# it); repeated runs gave the same numbers.
 """
 
 Section = dict[str, float]
@@ -146,7 +147,8 @@ def measure_pets(workdir: Path) -> dict[str, Section]:
             break
         cv2.imwrite(str(frames / f"{k + 1:06d}.png"), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     db_url = f"sqlite:///{workdir / 'pets.db'}"
-    _ingest([frames], db_url, workdir, IngestConfig(threads=1), camera="pets")
+    cfg = IngestConfig(threads=1)
+    _ingest([frames], db_url, workdir, cfg, camera="pets", start="2009-01-01T00:00:00Z")
     hyp = read_mot(export_tracks("pets", workdir / "pets.txt", db_url=db_url))
     return {"pets": _tracking(score_pets(hyp))}
 
