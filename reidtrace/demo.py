@@ -33,9 +33,14 @@ def run_demo(
     workers: int | None = None,
     model: str | None = None,
     world_config: WorldConfig | None = None,
+    threads: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
-    """Run every stage and return one summary (also what ``reidtrace demo --json`` prints)."""
+    """Run every stage and return one summary (also what ``reidtrace demo --json`` prints).
+
+    ``threads`` caps ONNX Runtime's threads in evaluation and ingestion (default: one per core);
+    the scores are the same either way, but one thread keeps a test beside others on its core.
+    """
     t0 = time.perf_counter()
     world = generate_world(
         target,
@@ -46,14 +51,14 @@ def run_demo(
     )
     world["preview"] = str(write_preview(target))
     t_world = time.perf_counter() - t0
-    reid_scores = evaluate_model(target / "market", model, progress=progress)
+    reid_scores = evaluate_model(target / "market", model, threads=threads, progress=progress)
     db_url = f"sqlite:///{target / 'reidtrace.db'}"
     report = ingest(
         [target],
         db_url=db_url,
         index_path=target / "index.faiss",
         index_settings=IndexSettings(),
-        cfg=IngestConfig(embedder_path=model),
+        cfg=IngestConfig(embedder_path=model, threads=threads),
         workers=workers or 2,
         progress=progress,
     ).as_dict()

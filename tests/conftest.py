@@ -22,7 +22,14 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 @pytest.fixture(scope="session")
 def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-node ONNX 'ReID model' (the flattened 16x8 input): fast and deterministic."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
+    return write_tiny_embedder(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+def write_tiny_embedder(path: Path) -> Path:
+    """Write the tiny flatten model to ``path`` (also used by benchmarks/reference_metrics.py,
+    which reruns the tiny demo for the metrics table)."""
+    import onnx
     from onnx import TensorProto, helper
 
     images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, 16, 8])
@@ -46,6 +53,5 @@ def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "version": "test",
         },
     )
-    path = tmp_path_factory.mktemp("models") / "tiny.onnx"
     onnx.save(model, str(path))
     return path
