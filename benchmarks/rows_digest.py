@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 
 from indexer.ingest import IngestConfig, ingest
-from reid.settings import IndexSettings
+from indexer.settings import IndexSettings
 
 QUERIES = {
     "detection": "SELECT v.content_hash, t.track_no, d.frame_idx, d.x1, d.y1, d.x2, d.y2, "

@@ -31,7 +31,7 @@ from reid.boxes import box_iou
 from reid.detect import create_detector
 from reid.synth.appearance import sample_appearances
 from reid.synth.figure import Sprite, render_figure
-from reid.synth.render import CameraLook, _shadow, apply_look, composite, make_noise_bank
+from reid.synth.render import CameraLook, apply_look, composite, draw_shadow, make_noise_bank
 from reid.synth.site import RIGS, render_background
 
 PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets2009_s2l1_view001_480x360.avi"
@@ -90,7 +90,7 @@ def found_share(det, background, look, sprites, v: float) -> float:
     for i, sp in enumerate(sprites):
         frame = background.copy()
         u = W / 2 + (i % 5 - 2) * 60
-        _shadow(frame, u, v, sp.alpha.shape[0])
+        draw_shadow(frame, u, v, sp.alpha.shape[0])
         x0, y0 = round(u - sp.foot[0]), round(v - sp.foot[1])
         composite(frame, x0, y0, sp.rgb, sp.alpha)
         frame = apply_look(frame, look, 1.0, rng, bank)

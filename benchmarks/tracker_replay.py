@@ -36,8 +36,8 @@ from indexer.ingest.stages import Stages
 from reid.data.mot import read_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from reid.evaluate.tracking import score_tracking
 from reid.track import histogram_features
-from reid.track.metrics import score_tracking
 from reid.video import content_hash, probe, read_frames
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from indexer.ingest import IngestConfig, ingest
 from indexer.ingest.evaluate import evaluate_tracking
+from indexer.settings import IndexSettings
 from indexer.store.db import make_engine
 from indexer.store.migrate import upgrade
-from reid.settings import IndexSettings
 from reid.track import TrackerConfig
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from indexer.index import verify_index
 from indexer.ingest import IngestConfig, ingest
 from indexer.ingest.evaluate import evaluate_tracking
+from indexer.settings import IndexSettings
 from indexer.store.db import make_engine
 from reid.embed import default_model, model_identity
-from reid.eval_run import evaluate_model
-from reid.settings import IndexSettings
+from reid.evaluate.run import evaluate_model
 from reid.synth.preview import write_preview
 from reid.synth.world import WorldConfig, generate_world
 

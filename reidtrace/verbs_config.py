@@ -1,6 +1,7 @@
 """``reidtrace config``: the effective settings (defaults, config file, ``REIDTRACE_*``).
 
-The body imports ``reid.settings`` (pydantic-settings) lazily, so ``reidtrace --help`` stays fast.
+The body imports ``indexer.settings`` (pydantic-settings) lazily, so ``reidtrace --help`` stays
+fast.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ __all__ = ["register"]
 
 def config(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Show the effective settings (defaults, config file and REIDTRACE_* variables)."""
-    from reid.settings import load_settings
+    from indexer.settings import load_settings
 
     with friendly_errors(as_json):
         cfg = load_settings()

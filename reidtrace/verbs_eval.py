@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
     ) -> None:
         """Score a model on a Market-1501-format folder: mAP, CMC rank-1/5/10 and mINP (%)."""
-        from reid.eval_run import evaluate_model
+        from reid.evaluate.run import evaluate_model
 
         with friendly_errors(as_json), progress_bar(not as_json) as update:
             report = evaluate_model(
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             from reid.embed import OnnxEmbedder
 
             try:
-                from reid.export import export_checkpoint
+                from reid.models.export import export_checkpoint
             except ModuleNotFoundError as err:  # the serving install has neither
                 if err.name not in ("torch", "torchreid", "onnx"):
                     raise

@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         """Detect, track, embed and index people in footage; resumable and idempotent."""
         from indexer.ingest import IngestConfig
         from indexer.ingest import ingest as run
-        from reid.settings import load_settings
+        from indexer.settings import load_settings
 
         with friendly_errors(as_json):
             s = load_settings()
@@ -157,8 +157,8 @@ def register(app: typer.Typer) -> None:
         It re-reads the stored vectors and cannot re-embed them: a store of another model is
         refused (ingest again with the model you want)."""
         from indexer.index import rebuild_index
+        from indexer.settings import load_settings
         from indexer.store.db import make_engine
-        from reid.settings import load_settings
 
         with friendly_errors(as_json):
             s = load_settings()
@@ -174,8 +174,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check that the vector index and the SQL store agree (exit 1 when they do not)."""
         from indexer.index import verify_index
+        from indexer.settings import load_settings
         from indexer.store.db import make_engine
-        from reid.settings import load_settings
 
         with friendly_errors(as_json):
             s = load_settings()
@@ -196,7 +196,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score stored tracks against the world's ground truth (MOTA, IDF1, ID switches)."""
         from indexer.ingest.evaluate import evaluate_tracking as run
-        from reid.settings import load_settings
+        from indexer.settings import load_settings
 
         with friendly_errors(as_json):
             out = run(world, db_url=load_settings().database_url)
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a camera's stored tracks in MOTChallenge format (1-based frame numbers)."""
         from indexer.ingest.evaluate import export_tracks
-        from reid.settings import load_settings
+        from indexer.settings import load_settings
 
         with friendly_errors():
             if fmt != "mot":

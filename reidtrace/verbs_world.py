@@ -126,7 +126,7 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks."""
-    from reid.settings import load_settings
+    from indexer.settings import load_settings
     from reidtrace.demo import run_demo  # every stage (FAISS, SQLAlchemy, ONNX Runtime)
 
     with friendly_errors(as_json):

@@ -35,9 +35,9 @@ from indexer.index.manifest import (
     rebuild_hint,
     write_atomically,
 )
+from indexer.settings import IndexSettings
 from indexer.store.models import utcnow
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 
 __all__ = ["FaissIndex", "create_index"]
 

@@ -35,10 +35,10 @@ from indexer.index.manifest import (
     read_manifest,
     rebuild_hint,
 )
+from indexer.settings import IndexSettings
 from indexer.store import repo
 from indexer.store.models import Sighting
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 
 __all__ = [
     "SyncReport",

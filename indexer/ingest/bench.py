@@ -25,10 +25,10 @@ from indexer.ingest.pipeline import ingest_video
 from indexer.ingest.runner import ingest
 from indexer.ingest.sources import Source, discover_sources
 from indexer.ingest.stages import STAGES
+from indexer.settings import IndexSettings
 from indexer.store.db import make_engine
 from indexer.store.migrate import upgrade
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 from reid.synth.world import WorldConfig, generate_world
 
 PETS = (

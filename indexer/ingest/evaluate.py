@@ -9,7 +9,7 @@ from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
 from reid.data.mot import read_mot, write_mot
 from reid.errors import ReidTraceError
-from reid.track.metrics import score_tracking
+from reid.evaluate.tracking import score_tracking
 from reid.video import content_hash
 
 

@@ -20,12 +20,12 @@ from indexer.index import sync_index
 from indexer.ingest.config import IngestConfig
 from indexer.ingest.pipeline import VideoReport, ingest_video
 from indexer.ingest.sources import Source, discover_sources
+from indexer.settings import IndexSettings
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.migrate import upgrade
 from reid.embed import default_model, model_identity
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 
 
 @dataclass

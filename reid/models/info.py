@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from reid.model_file import IMAGENET_MEAN, IMAGENET_STD  # one definition, torch-free
+from reid.embed.model_file import IMAGENET_MEAN, IMAGENET_STD  # one definition, torch-free
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ModelInfo"]
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reid.errors import ReidTraceError
-from reid.models._torchreid import MobileNetV2
 from reid.models.registry import register_model
+from reid.models.torchreid_zoo import MobileNetV2
 from reid.models.weights import read_torch_file, standard_filter
 
 __all__ = [

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from reid.models._torchreid import build_model
 from reid.models.registry import register_model
+from reid.models.torchreid_zoo import build_model
 from reid.models.weights import standard_filter
 
 __all__ = ["filter_state_dict", "osnet_x0_25", "osnet_x1_0"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from reid.models._torchreid import Bottleneck, ResNet
 from reid.models.registry import register_model
+from reid.models.torchreid_zoo import Bottleneck, ResNet
 from reid.models.weights import standard_filter
 
 __all__ = ["filter_state_dict", "resnet50"]

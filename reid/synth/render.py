@@ -134,7 +134,7 @@ def composite(frame: np.ndarray, x0: int, y0: int, rgb: np.ndarray, alpha: np.nd
     return sl_f, sl_s
 
 
-def _shadow(frame: np.ndarray, u: float, v: float, height_px: float) -> None:
+def draw_shadow(frame: np.ndarray, u: float, v: float, height_px: float) -> None:
     """A soft contact shadow under the feet so people stand on the ground, not float over it."""
     rx, ry = max(2.0, 0.2 * height_px), max(1.0, 0.045 * height_px)
     x0, x1 = int(u - 2 * rx), int(u + 2 * rx) + 1
@@ -230,7 +230,7 @@ def render_camera(
         for _, kind, payload in items:
             if kind == "person":
                 _, u, v, hpx, *_ = payload
-                _shadow(frame, u, v, hpx)
+                draw_shadow(frame, u, v, hpx)
         boxes: dict[int, tuple] = {}
         person_seen = False
         for idx, (_depth, kind, payload) in enumerate(items):

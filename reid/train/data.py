@@ -23,9 +23,9 @@ from torchvision.transforms import v2
 
 from reid.data.market import MarketImage
 from reid.errors import ReidTraceError
-from reid.models._torchreid import RandomIdentitySampler
 from reid.models.features import read_rgb
 from reid.models.info import ModelInfo
+from reid.models.torchreid_zoo import RandomIdentitySampler
 
 __all__ = ["EpochSampler", "TrainImages", "default_threads", "make_loader", "train_transform"]
 

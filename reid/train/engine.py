@@ -9,7 +9,7 @@ Run folder::
     RUN/best.pt       the evaluated epoch with the highest mAP
 
 Evaluation embeds the dataset's query and gallery with the eval-mode model and scores cosine
-distances with ``reid.evaluation.evaluate_rank`` (the Market-1501 protocol).
+distances with ``reid.evaluate.protocol.evaluate_rank`` (the Market-1501 protocol).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 
 from reid.data.market import MarketDataset, read_market
 from reid.errors import ReidTraceError
-from reid.evaluation import RankResult, cosine_distmat, evaluate_rank
+from reid.evaluate.protocol import RankResult, cosine_distmat, evaluate_rank
 from reid.models import (
     ReIDNet,
     create_model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from reid.models._torchreid import CrossEntropyLoss, TripletLoss
+from reid.models.torchreid_zoo import CrossEntropyLoss, TripletLoss
 
 __all__ = ["CenterLoss", "ReidLoss"]
 

@@ -12,8 +12,8 @@ import pytest
 import indexer.index.faiss_index as index_module
 from indexer.index import FaissIndex, IndexExpectation, create_index, manifest_path, read_manifest
 from indexer.protocols import VectorIndex
+from indexer.settings import IndexSettings
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 from tests.indexer.conftest import DIM, MODEL, unit
 
 

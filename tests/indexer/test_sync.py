@@ -10,10 +10,10 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from indexer.index import FaissIndex, read_manifest, rebuild_index, sync_index, verify_index
+from indexer.settings import IndexSettings
 from indexer.store import repo
 from indexer.store.models import Sighting, Video
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 from tests.indexer.conftest import DIM, MODEL, FakeIngest, make_detections, make_sightings
 
 FLAT = IndexSettings()

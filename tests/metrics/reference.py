@@ -23,12 +23,12 @@ import cv2
 
 from indexer.ingest import IngestConfig, ingest
 from indexer.ingest.evaluate import evaluate_tracking, export_tracks
+from indexer.settings import IndexSettings
 from reid.data.mot import read_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
+from reid.evaluate.tracking import score_tracking
 from reid.synth.world import WorldConfig
-from reid.track.metrics import score_tracking
 from reid.video import probe, read_frames
 from reidtrace.demo import run_demo
 from tests.conftest import SHARED_DATA, TINY

@@ -48,7 +48,7 @@ def model() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def onnx_model(model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from reid.export import export_onnx
+    from reid.models.export import export_onnx
 
     return export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
@@ -136,7 +136,7 @@ def test_export_verb_human_output(
         assert (src, opset, flip) == (checkpoint, 18, True)
         return Path(shutil.copyfile(onnx_model, out))
 
-    monkeypatch.setattr("reid.export.export_checkpoint", fake_export)
+    monkeypatch.setattr("reid.models.export.export_checkpoint", fake_export)
     out_path = tmp_path / "m.onnx"
     argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out_path), "--opset", "18"]
     code, out, _ = run([*argv, "--flip"], capsys)
@@ -176,7 +176,7 @@ def test_evaluate_bad_model_with_good_data(market: Path, tmp_path: Path, capsys)
 def test_evaluate_without_a_shipped_default_model(
     market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    monkeypatch.setattr("reid.embed.DEFAULT_MODEL", tmp_path / "weights" / "default.onnx")
+    monkeypatch.setattr("reid.embed.onnx.DEFAULT_MODEL", tmp_path / "weights" / "default.onnx")
     code, _, err = run(["evaluate", "--data", str(market)], capsys)
     one_line_error(code, err, "no default model shipped yet")
     assert "--model" in err
@@ -213,7 +213,7 @@ def test_help_and_onnx_evaluation_never_import_torch(market: Path, onnx_model: P
         "import json, sys\n"
         "import reidtrace.cli\n"
         "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules\n"
-        "from reid.eval_run import evaluate_model\n"
+        "from reid.evaluate.run import evaluate_model\n"
         f"report = evaluate_model({str(market)!r}, {str(onnx_model)!r}, threads=1)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print(json.dumps(report))\n"

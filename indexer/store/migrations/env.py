@@ -39,7 +39,7 @@ def _url() -> str:
     ini = config.get_main_option("sqlalchemy.url")
     if ini:
         return ini
-    from reid.settings import load_settings
+    from indexer.settings import load_settings
 
     return load_settings().database_url
 

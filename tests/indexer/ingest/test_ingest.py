@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from indexer.index import verify_index
 from indexer.ingest import IngestConfig, ingest
 from indexer.ingest.evaluate import evaluate_tracking, export_tracks
+from indexer.settings import IndexSettings
 from indexer.store.db import make_engine, make_session_factory
 from indexer.store.models import Detection, Sighting, Video
 from reid.data.mot import read_mot
 from reid.errors import ReidTraceError
-from reid.settings import IndexSettings
 
 
 def run(world: Path, home: Path, embedder: Path, **kw) -> dict:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from reid.errors import ReidTraceError
 from reid.models import create_model, load_checkpoint, load_weights, save_checkpoint
-from reid.models._torchreid import build_model
+from reid.models.torchreid_zoo import build_model
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:

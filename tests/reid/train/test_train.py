@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from reid.errors import ReidTraceError
-from reid.eval_run import evaluate_model
+from reid.evaluate.run import evaluate_model
 from reid.models import create_model, extract_features, load_checkpoint
 from reid.train import LRSchedule, TrainConfig, train
 from reidtrace.cli import main

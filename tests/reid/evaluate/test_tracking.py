@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reid.detections import Detections
-from reid.track.metrics import score_tracking
+from reid.evaluate.tracking import score_tracking
 
 
 def _dets(rows: list[tuple[int, int, float, float, float]]) -> Detections:

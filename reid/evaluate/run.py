@@ -1,8 +1,8 @@
 """Score a model on a Market-1501-format folder: the library half of ``reidtrace evaluate``.
 
 Query and gallery images are embedded with the model, compared by cosine distance (optionally
-re-ranked, ``reid.rerank``) and scored with ``reid.evaluation.evaluate_rank``, the protocol
-every number in the project comes from. The model is chosen by extension:
+re-ranked, ``reid.evaluate.rerank``) and scored with ``reid.evaluate.protocol.evaluate_rank``,
+the protocol every number in the project comes from. The model is chosen by extension:
 
 - ``.onnx``: the serving embedder (``reid.embed.OnnxEmbedder``, ONNX Runtime), so the score is
   that of the exact file that will be deployed;
@@ -25,8 +25,8 @@ import numpy as np
 from reid.data.market import read_market
 from reid.embed import DEFAULT_MODEL, OnnxEmbedder, default_model
 from reid.errors import ReidTraceError
-from reid.evaluation import cosine_distmat, evaluate_rank
-from reid.rerank import k_reciprocal_rerank
+from reid.evaluate.protocol import cosine_distmat, evaluate_rank
+from reid.evaluate.rerank import k_reciprocal_rerank
 
 __all__ = ["DEFAULT_MODEL", "MODEL_SUFFIXES", "evaluate_model", "resolve_model"]
 

@@ -2,7 +2,7 @@
 
 Serving and ingestion run this module, so it needs only numpy, OpenCV and onnxruntime (never
 torch). A model carries its own input contract in the ONNX metadata, written by
-``reid.export`` (``reidtrace export``), so the caller never has to know how it was trained:
+``reid.models.export`` (``reidtrace export``), so the caller never has to know how it was trained:
 
 =============== =========================================== ==============================
 key             meaning                                     example
@@ -31,9 +31,9 @@ two different models whatever they are called (the bundled ``default.onnx`` is
 ``mobilenetv2_x1_0-5e696aa0c364``).
 
 Preprocessing (:func:`preprocess_crops`) is the same as the PyTorch evaluation path's
-(``reid.models.extract_features``; ``tests/reid/test_export.py`` checks that they agree), so an
-ONNX model and the checkpoint it came from see the same pixels: BGR crop -> resize to (W, H)
-with bilinear interpolation -> RGB -> /255 -> (x - mean) / std -> NCHW float32.
+(``reid.models.extract_features``; ``tests/reid/models/test_export.py`` checks that they agree),
+so an ONNX model and the checkpoint it came from see the same pixels: BGR crop -> resize to
+(W, H) with bilinear interpolation -> RGB -> /255 -> (x - mean) / std -> NCHW float32.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ import onnxruntime as ort
 
 import reid
 from reid.detections import Detections
-from reid.errors import ReidTraceError
-from reid.model_file import (
+from reid.embed.model_file import (
     InputContract,
     identity,
     model_identity,
@@ -60,6 +59,7 @@ from reid.model_file import (
     require_file,
     shape_str,
 )
+from reid.errors import ReidTraceError
 from reid.vectors import l2_normalize
 
 __all__ = [

@@ -18,8 +18,8 @@ onnx = pytest.importorskip("onnx")
 
 from reid.embed import OnnxEmbedder  # noqa: E402
 from reid.errors import ReidTraceError  # noqa: E402
-from reid.export import export_checkpoint, export_onnx  # noqa: E402
 from reid.models import create_model, extract_features, save_checkpoint  # noqa: E402
+from reid.models.export import export_checkpoint, export_onnx  # noqa: E402
 
 SIZE = (64, 32)  # small input: the backbones are fully convolutional
 
@@ -121,7 +121,7 @@ def test_any_module_with_info_exports(tmp_path: Path) -> None:
 def test_failed_verification_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("reid.export.MIN_COSINE", 1.5)  # impossible: every export "fails"
+    monkeypatch.setattr("reid.models.export.MIN_COSINE", 1.5)  # impossible: every export "fails"
     tiny = Tiny().train()
     with pytest.raises(ReidTraceError, match="disagrees with PyTorch"):
         export_onnx(tiny, tmp_path / "m.onnx")

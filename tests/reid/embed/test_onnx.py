@@ -23,8 +23,8 @@ from reid.embed import (
     create_embedder,
     preprocess_crops,
 )
+from reid.embed.model_file import IMAGENET_MEAN, IMAGENET_STD
 from reid.errors import ReidTraceError
-from reid.model_file import IMAGENET_MEAN, IMAGENET_STD
 from reid.protocols import Embedder
 
 onnx = pytest.importorskip("onnx")
@@ -323,6 +323,6 @@ def test_create_embedder(flat_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_
     assert create_embedder("onnx", path=flat_model).dim == 3 * H * W
     with pytest.raises(ReidTraceError, match="unknown embedder"):
         create_embedder("tensorrt", path=flat_model)
-    monkeypatch.setattr("reid.embed.DEFAULT_MODEL", tmp_path / "weights" / "default.onnx")
+    monkeypatch.setattr("reid.embed.onnx.DEFAULT_MODEL", tmp_path / "weights" / "default.onnx")
     with pytest.raises(ReidTraceError, match="no default model shipped yet"):
         create_embedder()

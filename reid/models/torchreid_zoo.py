@@ -1,7 +1,7 @@
 """The one place reidtrace imports torchreid from.
 
 Importing torchreid warns that its Cython rank metrics are unavailable; we score with
-``reid.evaluation`` and never use them, and the warning would add a line to every one-line
+``reid.evaluate.protocol`` and never use them, and the warning would add a line to every one-line
 CLI error. It is silenced here, for this import only (not process-wide).
 """
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from reid.errors import ReidTraceError
-from reid.evaluation import unit_pair
+from reid.evaluate.protocol import unit_pair
 from reid.vectors import l2_normalize
 
 __all__ = ["k_reciprocal_rerank", "query_expansion"]
@@ -93,7 +93,7 @@ def query_expansion(
 
     ``new_q = normalise(q + Σ_{j in topk(q)} max(cos(q, g_j), 0) ** alpha * g_j)``; alpha=0 is
     average query expansion. Score the result against the unchanged gallery (e.g. with
-    ``reid.evaluation.cosine_distmat``). Processed in query chunks, so memory stays bounded.
+    ``reid.evaluate.protocol.cosine_distmat``). Processed in query chunks, so memory stays bounded.
     """
     if not isinstance(k, int | np.integer) or k < 1:
         raise ReidTraceError(f"query expansion needs k >= 1, got {k!r}", hint="try k=5")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from reid.errors import ReidTraceError
-from reid.evaluation import cosine_distmat, evaluate_rank
-from reid.rerank import k_reciprocal_rerank, query_expansion
+from reid.evaluate.protocol import cosine_distmat, evaluate_rank
+from reid.evaluate.rerank import k_reciprocal_rerank, query_expansion
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -204,7 +204,7 @@ def test_20k_by_20k_fits_in_a_few_gib() -> None:
 
 @pytest.mark.parametrize("k", [1, 3, 10, 40])
 def test_top_k_equals_a_stable_argsort_with_many_ties(k: int) -> None:
-    from reid.rerank import _stable_topk
+    from reid.evaluate.rerank import _stable_topk
 
     d = np.random.default_rng(k).integers(0, 4, size=(30, 40)).astype(np.float32)
     np.testing.assert_array_equal(_stable_topk(d, k), np.argsort(d, axis=1, kind="stable")[:, :k])

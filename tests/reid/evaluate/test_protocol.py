@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reid.errors import ReidTraceError
-from reid.evaluation import RankResult, cosine_distmat, evaluate_rank
+from reid.evaluate.protocol import RankResult, cosine_distmat, evaluate_rank
 
 
 def _one_query(

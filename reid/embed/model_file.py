@@ -1,9 +1,10 @@
 """What an ONNX ReID model file says about itself: its input contract and its identity.
 
-The contract (crop size, normalisation, channel order) is read from the model's metadata, written
-by ``reid.export``; the identity, ``"<arch>-<sha256[:12]>"``, names the model in the store and
-the vector index (see ``reid.embed`` for both). Kept apart from the embedder so that code which
-only needs to name or describe a model (export, the index) does not build a session.
+The contract (crop size, normalisation, channel order) is read from the model's metadata,
+written by ``reid.models.export``; the identity, ``"<arch>-<sha256[:12]>"``, names the model in
+the store and the vector index (see ``reid.embed.onnx`` for both). Kept apart from the embedder
+so that code which only needs to name or describe a model (export, the index) does not build a
+session.
 """
 
 from __future__ import annotations
