@@ -220,8 +220,10 @@ def _detection_rows(
     return rows
 
 
-def _check_dims(session: Session, sightings: Sequence[SightingCreate]) -> None:
-    """One embedder, one dimension: a mismatch would poison the index (and rebuilds)."""
+def _check_model(session: Session, sightings: Sequence[SightingCreate]) -> None:
+    """One store, one model, one dimension, checked where every vector is written, so no path
+    (the CLI, a worker, a direct ``ingest_video``) can mix two models' vectors: they live in
+    different spaces, and a store of two would poison search, the index and its rebuilds."""
     dims: dict[str, int] = {}
     for s in sightings:
         if dims.setdefault(s.model, s.vector.size) != s.vector.size:
@@ -229,13 +231,27 @@ def _check_dims(session: Session, sightings: Sequence[SightingCreate]) -> None:
                 f"embedder {s.model!r} gave vectors of dims {dims[s.model]} and "
                 f"{s.vector.size} in one chunk"
             )
+    if len(dims) > 1:
+        raise ValueError(f"one chunk holds vectors of several models: {sorted(dims)}")
     for model, dim in dims.items():
+        # two seeks on the (model, id) index, however many rows the store holds
+        other = session.scalar(select(Sighting.model).where(Sighting.model < model).limit(1))
+        if other is None:
+            other = session.scalar(select(Sighting.model).where(Sighting.model > model).limit(1))
+        if other is not None:
+            raise ReidTraceError(
+                f"this store holds vectors of model {other!r}; refusing to add vectors of "
+                f"model {model!r} (vectors of two models cannot be compared)",
+                hint=f"ingest with the model the store was built with ({other}), or into a "
+                "new database and index path",
+            )
         stored = session.scalar(select(Sighting.dim).where(Sighting.model == model).limit(1))
         if stored is not None and stored != dim:
             raise ReidTraceError(
-                f"embedder {model!r} now gives {dim}-d vectors but the store holds "
-                f"{stored}-d vectors from an embedder of the same name",
-                hint="give a changed model a new name (reid_model), or delete its old sightings",
+                f"model {model!r} now gives {dim}-d vectors but the store holds {stored}-d "
+                "vectors of the same model id",
+                hint="the store was written by another build of this model: ingest into a new "
+                "database and index path",
             )
 
 
@@ -276,7 +292,7 @@ def commit_chunk(
     try:
         video = _lock_video(session, video_id)
         camera = video.camera  # the foreign key guarantees it
-        _check_dims(session, sightings)
+        _check_model(session, sightings)
 
         first: dict[int, int] = {}
         for no, frame in zip(dets.track_id.tolist(), dets.frame_idx.tolist(), strict=True):

@@ -217,6 +217,28 @@ def test_dimension_change_for_the_same_embedder_is_refused(
         )
 
 
+@pytest.mark.parametrize("other", ["aaa-000000000000", "zzz-000000000000"])
+def test_vectors_of_a_second_model_are_refused_before_anything_is_written(
+    session: Session, video: Video, fake_ingest: FakeIngest, other: str
+) -> None:
+    """Whatever path writes (CLI, worker, a direct ingest_video), one store holds one model:
+    the check sits where every vector is written. Both sides of the model index are searched."""
+    fake_ingest.run(session, video.id)
+    before = counts(session)
+    stored = session.scalar(select(Sighting.model).limit(1))
+    second = make_sightings([(3, 80)])[0].model_copy(update={"model": other})
+    with pytest.raises(ReidTraceError, match=f"model {stored!r}.*refusing.*{other!r}") as err:
+        repo.commit_chunk(
+            session=session,
+            video_id=video.id,
+            frames_done=100,
+            detections=make_detections({}),
+            sightings=[second],
+        )
+    assert stored in err.value.hint
+    assert counts(session) == before
+
+
 def test_resume_and_rewind(session: Session, video: Video, fake_ingest: FakeIngest) -> None:
     frames_done, dets, _ = fake_ingest.chunks[0]
     # chunk 1 committed without the sightings of track 2 (its crops were still in memory)
