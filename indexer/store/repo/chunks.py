@@ -397,7 +397,9 @@ def delete_video_rows_after(
     Used to rewind a resumed ingestion (re-inserting those frames afterwards is then a plain
     insert). The returned sighting ids should leave the vector index (``sync_index`` heals it
     otherwise). ``drop_checkpoint`` also clears the saved pipeline state, in the same
-    transaction: it belongs to the old ``frames_done``, so a restart must not resume from it.
+    transaction. Rewinding below ``frames_done`` always drops it: the saved state belongs to
+    the old ``frames_done``, and resuming from it at ``frame`` would replay the tracker's later
+    memory onto earlier frames (a resume then finds no state and starts the video over).
     """
     if frame < 0:
         raise ValueError(f"frame must be >= 0, got {frame}")
@@ -420,9 +422,9 @@ def delete_video_rows_after(
         n_tracks = _refresh_tracks(session, video, touched)
         remaining = session.scalars(select(Track.id).where(Track.id.in_(touched))).all()
         track_embedding_update(session=session, track_ids=remaining, commit=False)
-        video.frames_done = min(video.frames_done, frame)
-        if drop_checkpoint:
+        if drop_checkpoint or frame < video.frames_done:
             video.checkpoint = None
+        video.frames_done = min(video.frames_done, frame)
         session.commit()
     except BaseException:
         session.rollback()

@@ -248,7 +248,9 @@ def test_resume_and_rewind(session: Session, video: Video, fake_ingest: FakeInge
         frames_done=frames_done,
         detections=dets,
         sightings=make_sightings([(1, 5), (1, 25)], seed=1),
+        checkpoint=b"state at frame 50",
     )
+    assert repo.video_checkpoint(session=session, video_id=video.id) == (50, b"state at frame 50")
     state = repo.resume_state(session=session, video_id=video.id)
     assert (state.frames_done, state.next_track_no, state.unfinished_from) == (50, 3, 10)
 
@@ -263,6 +265,8 @@ def test_resume_and_rewind(session: Session, video: Video, fake_ingest: FakeInge
     one = repo.sightings_for_track(session=session, track_id=tracks[1].id)
     np.testing.assert_allclose(repo.track_embedding(tracks[1]), repo.decode_vector(one[0].vector))
     assert repo.get_video(session=session, video_id=video.id).frames_done == 20
+    # the saved state belonged to frame 50: resuming from it at frame 20 would be wrong
+    assert repo.video_checkpoint(session=session, video_id=video.id) == (20, None)
 
     removed = repo.delete_video_rows_after(session=session, video_id=video.id, frame=5)
     assert removed.tracks == 1  # track 2 started at frame 10: gone
