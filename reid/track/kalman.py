@@ -52,7 +52,7 @@ def to_ltrb(mean: np.ndarray) -> np.ndarray:
 
 def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A new track's state from its first measurement: at rest, uncertain in proportion to h."""
-    mean = np.r_[z, np.zeros_like(z)]
+    mean = np.concatenate([z, np.zeros_like(z)])
     h = z[3]
     std = [
         2 * STD_POSITION * h, 2 * STD_POSITION * h, 1e-2, 2 * STD_POSITION * h,
@@ -66,7 +66,7 @@ def predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     h = mean[3]
     pos = [STD_POSITION * h, STD_POSITION * h, 1e-2, STD_POSITION * h]
     vel = [STD_VELOCITY * h, STD_VELOCITY * h, 1e-5, STD_VELOCITY * h]
-    noise = np.diag(np.square(np.r_[pos, vel]))
+    noise = np.diag(np.square(np.array(pos + vel)))  # np.r_ cost a third of the tracker's time
     return np.dot(_MOTION, mean), np.linalg.multi_dot((_MOTION, cov, _MOTION.T)) + noise
 
 
