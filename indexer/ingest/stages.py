@@ -80,6 +80,7 @@ class Stages:
             self.high_score = float(threshold)
             self.detector.score_threshold = cfg.low_score  # type: ignore[attr-defined]
         self.embedder: Embedder = shared_embedder(cfg)
+        self.zones = source.zones  # boxes outside the camera's zones never reach the tracker
         self.times = dict.fromkeys(STAGES, 0.0)
 
     def close(self) -> None:
@@ -99,12 +100,13 @@ class Stages:
     def settings(self) -> dict[str, Any]:
         """What a saved state depends on (``indexer.ingest.checkpoint``): resuming a video with
         other tracker settings or another appearance cue would mix two trackers' rows."""
-        return {
+        out = {
             "tracker": self.cfg.tracker_for_video().fingerprint(),
             "high_score": self.high_score,
             "appearance": self.cfg.appearance,
             "crops_per_track": self.cfg.crops_per_track,
         }
+        return out | ({"zones": self.zones.as_json()} if self.zones else {})
 
     def appearance(self, frame: np.ndarray, dets: Detections) -> np.ndarray:
         """The association cue of each box: a colour histogram, or the ReID embedding."""
@@ -117,7 +119,8 @@ class Stages:
     ) -> Iterator[tuple[int, np.ndarray, Detections | None]]:
         """``(frame_idx, frame, detections)`` in frame order; ``None`` on frames the stride
         skips. With a pool, up to two frames per thread are detected ahead while the caller
-        tracks, embeds and stores; results and order are the same as one at a time."""
+        tracks, embeds and stores; results and order are the same as one at a time. Boxes whose
+        foot point is outside the source's zones (``reid.zones``) are dropped here."""
         stride = self.cfg.detect_stride
         times = self.times
         ahead: deque[tuple[int, np.ndarray, Future[Detections] | Detections | None]] = deque()
@@ -144,4 +147,4 @@ class Stages:
                 t0 = time.perf_counter()
                 todo = todo.result()
                 times["detect"] += time.perf_counter() - t0
-            yield idx, frame, todo
+            yield idx, frame, (self.zones.keep(todo) if todo is not None else None)
