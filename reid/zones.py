@@ -37,7 +37,7 @@ Polygon = tuple[tuple[float, float], ...]
 
 _SYNTAX = (
     'write a zone as "include:x,y x,y x,y ..." or "exclude:x,y x,y x,y ..." (image pixels, '
-    "at least 3 corners), or give a .json file with {\"include\": [[[x, y], ...]], "
+    'at least 3 corners), or give a .json file with {"include": [[[x, y], ...]], '
     '"exclude": [...]}'
 )
 
@@ -137,8 +137,9 @@ def parse_zones(specs: Iterable[str]) -> Zones:
         kind, sep, corners = text.partition(":")
         kind = kind.strip().lower()
         if not sep or kind not in ("include", "exclude"):
-            raise ReidTraceError(f"bad zone {spec!r}: it must start with include: or exclude:",
-                                 hint=_SYNTAX)  # fmt: skip
+            raise ReidTraceError(
+                f"bad zone {spec!r}: it must start with include: or exclude:", hint=_SYNTAX
+            )
         try:
             poly = tuple(_pair(c) for c in corners.split())
         except ValueError as err:
@@ -151,8 +152,10 @@ def _zones_file(path: Path) -> Zones:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise ReidTraceError(f"cannot read the zone file {path}: {err.strerror}",
-                             hint="check the path, or write the zone inline") from err  # fmt: skip
+        raise ReidTraceError(
+            f"cannot read the zone file {path}: {err.strerror}",
+            hint="check the path, or write the zone inline",
+        ) from err
     except json.JSONDecodeError as err:
         raise ReidTraceError(f"{path} is not valid JSON: {err}", hint=_SYNTAX) from err
     return Zones.from_json(data, where=str(path))

@@ -10,7 +10,7 @@ from its ``zones`` entry in ``cameras.json``, or from ``--zone`` for every sourc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ class Source:
     fps: float | None = None  # None: the container's frame rate
     homography: list | None = None  # image -> ground (metres)
     gt_path: Path | None = None  # MOTChallenge truth beside it (for the oracle detector)
-    zones: Zones = Zones()  # where boxes are kept (image pixels); empty = everywhere
+    zones: Zones = field(default_factory=Zones)  # where boxes are kept; empty: everywhere
 
 
 def parse_start(value: str | None) -> datetime | None:
