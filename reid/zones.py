@@ -154,7 +154,7 @@ def _zones_file(path: Path) -> Zones:
     except OSError as err:
         raise ReidTraceError(
             f"cannot read the zone file {path}: {err.strerror}",
-            hint="check the path, or write the zone inline",
+            hint="check the path, or write the zone inline: include:x,y x,y x,y ...",
         ) from err
     except json.JSONDecodeError as err:
         raise ReidTraceError(f"{path} is not valid JSON: {err}", hint=_SYNTAX) from err
