@@ -42,7 +42,8 @@ def sequence(tmp_path_factory) -> Path:
     floor = rng.integers(60, 120, (H, W, 3), dtype=np.uint8)
     for t in range(FRAMES):
         frame = floor.copy()
-        for box, colour in zip(truth.xyxy[truth.frame_idx == t], [(0, 0, 220), (220, 80, 0)]):
+        boxes = truth.xyxy[truth.frame_idx == t]
+        for box, colour in zip(boxes, [(0, 0, 220), (220, 80, 0)], strict=True):
             x1, y1, x2, y2 = box.astype(int)
             cv2.rectangle(frame, (x1, y1), (x2, y2), colour, -1)
         cv2.imwrite(str(root / "img1" / f"{t + 1:06d}.png"), frame)
