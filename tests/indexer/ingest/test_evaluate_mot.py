@@ -145,3 +145,22 @@ def test_cli_missing_truth_is_one_line(tmp_path, monkeypatch, capsys) -> None:
     one_line_error(code, err, "no ground truth")
     code, _, err = run(["evaluate-tracking"], capsys)
     one_line_error(code, err, "either --world or --mot")
+
+
+def test_cameras_json_zones_and_the_cli_override(tmp_path) -> None:
+    import json
+
+    from indexer.ingest.sources import discover_sources
+
+    zone = {"exclude": [[[0, 0], [480, 0], [480, 100], [0, 100]]]}
+    cams = {"cameras": [{"name": "cam1", "video": "cam1.mp4", "zones": zone},
+                        {"name": "cam2", "video": "cam2.mp4"}]}  # fmt: skip
+    (tmp_path / "cameras.json").write_text(json.dumps(cams))
+    one, two = discover_sources([tmp_path])
+    assert one.zones == Zones.from_json(zone) and not two.zones
+    given = parse_zones(["include:0,0 9,0 9,9"])
+    assert all(s.zones == given for s in discover_sources([tmp_path], zones=given))
+    cams["cameras"][0]["zones"] = {"exclude": [[[0, 0], [1, 1]]]}
+    (tmp_path / "cameras.json").write_text(json.dumps(cams))
+    with pytest.raises(ReidTraceError, match="at least 3"):
+        discover_sources([tmp_path])
