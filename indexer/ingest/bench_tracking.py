@@ -36,11 +36,15 @@ TUD_SEQ = SHARED_DATA / "mot" / "TUD-Stadtmitte"
 PETS_FRAMES = (1, 397)  # the truth covers these frames only
 # the annotated area: people whose foot point is above y = 100 px are not in the truth
 PETS_ZONES = Zones(exclude=(((-1e4, -1e4), (1e4, -1e4), (1e4, 100.0), (-1e4, 100.0)),))
-# two small seeded worlds, 2 cameras x 30 s each: enough boxes to rank settings, ~1 min each
+# two small seeded worlds: 4 cameras x 30 s, few one-camera passers (the reference world of
+# tests/metrics/reference.py, so seed 7's row is its [tracking] section), about 70 s each
 WORLDS = {
-    "synthetic seed 7": WorldConfig(seed=7, cameras=2, identities=16, groups=2, minutes=0.5),
-    "synthetic seed 11": WorldConfig(seed=11, cameras=2, identities=16, groups=2, minutes=0.5),
-}
+    f"synthetic seed {seed}": WorldConfig(
+        seed=seed, cameras=4, identities=32, groups=4, minutes=0.5, test_frac=0.75,
+        passer_frac=0.1,
+    )
+    for seed in (7, 11)
+}  # fmt: skip
 COLUMNS = ("mota", "idf1", "hota", "id_switches", "recall", "precision", "gt_boxes")
 
 
