@@ -119,8 +119,7 @@ class Stages:
     ) -> Iterator[tuple[int, np.ndarray, Detections | None]]:
         """``(frame_idx, frame, detections)`` in frame order; ``None`` on frames the stride
         skips. With a pool, up to two frames per thread are detected ahead while the caller
-        tracks, embeds and stores; results and order are the same as one at a time. Boxes whose
-        foot point is outside the source's zones (``reid.zones``) are dropped here."""
+        tracks, embeds and stores; results and order are the same as one at a time."""
         stride = self.cfg.detect_stride
         times = self.times
         ahead: deque[tuple[int, np.ndarray, Future[Detections] | Detections | None]] = deque()
@@ -147,4 +146,4 @@ class Stages:
                 t0 = time.perf_counter()
                 todo = todo.result()
                 times["detect"] += time.perf_counter() - t0
-            yield idx, frame, (self.zones.keep(todo) if todo is not None else None)
+            yield idx, frame, todo
