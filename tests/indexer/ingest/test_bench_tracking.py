@@ -7,9 +7,20 @@ def test_absent_sequences_are_skipped_with_a_reason(tmp_path) -> None:
     out = bench_tracking(shared=tmp_path, worlds={})
     assert set(out) == {"PETS09-S2L1 1-397", "TUD-Stadtmitte"}
     assert all("is not there" in r["skipped"] for r in out.values())
-    table = markdown_table(out | {"w": {"mota": 0.5, "idf1": 0.25, "hota": 0.125,
-                                        "id_switches": 3, "recall": 1.0, "precision": 0.5,
-                                        "gt_boxes": 10}})  # fmt: skip
+    table = markdown_table(
+        out
+        | {
+            "w": {
+                "mota": 0.5,
+                "idf1": 0.25,
+                "hota": 0.125,
+                "id_switches": 3,
+                "recall": 1.0,
+                "precision": 0.5,
+                "gt_boxes": 10,
+            }
+        }
+    )
     lines = table.splitlines()
     assert lines[0].startswith("| sequence | MOTA | IDF1 | HOTA")
     assert "is not there" in lines[2]

@@ -153,8 +153,12 @@ def test_cameras_json_zones_and_the_cli_override(tmp_path) -> None:
     from indexer.ingest.sources import discover_sources
 
     zone = {"exclude": [[[0, 0], [480, 0], [480, 100], [0, 100]]]}
-    cams = {"cameras": [{"name": "cam1", "video": "cam1.mp4", "zones": zone},
-                        {"name": "cam2", "video": "cam2.mp4"}]}  # fmt: skip
+    cams = {
+        "cameras": [
+            {"name": "cam1", "video": "cam1.mp4", "zones": zone},
+            {"name": "cam2", "video": "cam2.mp4"},
+        ]
+    }
     (tmp_path / "cameras.json").write_text(json.dumps(cams))
     one, two = discover_sources([tmp_path])
     assert one.zones == Zones.from_json(zone) and not two.zones
@@ -164,3 +168,34 @@ def test_cameras_json_zones_and_the_cli_override(tmp_path) -> None:
     (tmp_path / "cameras.json").write_text(json.dumps(cams))
     with pytest.raises(ReidTraceError, match="at least 3"):
         discover_sources([tmp_path])
+
+
+def test_world_zones_apply_to_ingest_and_evaluation(sequence, tmp_path, tiny_embedder) -> None:
+    """A one-camera world whose cameras.json excludes person 2 (feet above y = 80)."""
+    import json
+
+    from indexer.ingest import ingest
+    from indexer.ingest.evaluate import evaluate_tracking
+
+    zone = {"exclude": [[[-1000, -1000], [1000, -1000], [1000, 80], [-1000, 80]]]}
+    cam = {
+        "name": "cam1",
+        "video": str(sequence / "img1"),
+        "gt": str(sequence.parent / "oracle.txt"),
+        "fps": 10,
+        "start_time": "2024-01-01T00:00:00Z",
+        "zones": zone,
+    }
+    (tmp_path / "cameras.json").write_text(json.dumps({"cameras": [cam]}))
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    cfg = IngestConfig(detector="oracle", embedder_path=str(tiny_embedder))
+    report = ingest(
+        [tmp_path],
+        db_url=db,
+        index_path=tmp_path / "i.faiss",
+        index_settings=IndexSettings(),
+        cfg=cfg,
+    )
+    assert report.ok
+    s = evaluate_tracking(tmp_path, db_url=db)["per_camera"]["cam1"]
+    assert s["gt_boxes"] == FRAMES and s["false_positives"] == 0 and s["mota"] == 1.0
