@@ -208,6 +208,12 @@ def evaluate_mot(
     tracks of people who cross its edge: IDF1 0.57 -> 0.52)."""
     zones = zones or Zones()
     score_zones = score_zones or Zones()
+    names = [seq.name for seq in sequences]
+    if len(set(names)) != len(names):
+        raise ReidTraceError(
+            f"two sequences have the same name: {', '.join(names)}",
+            hint="each sequence is a camera of its own: give each --mot once",
+        )
     if gt_scale is not None and not gt_scale > 0:
         raise ReidTraceError(f"--gt-scale must be > 0, got {gt_scale}", hint="e.g. 0.625")
     per: dict[str, dict] = {}

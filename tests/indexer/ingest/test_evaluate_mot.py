@@ -199,3 +199,29 @@ def test_world_zones_apply_to_ingest_and_evaluation(sequence, tmp_path, tiny_emb
     assert report.ok
     s = evaluate_tracking(tmp_path, db_url=db)["per_camera"]["cam1"]
     assert s["gt_boxes"] == FRAMES and s["false_positives"] == 0 and s["mota"] == 1.0
+
+
+def test_sequences_pool_and_names_must_differ(sequence, tmp_path, tiny_embedder) -> None:
+    import shutil
+
+    other = tmp_path / "TINY-02"
+    shutil.copytree(sequence, other)
+    ini = other / "seqinfo.ini"
+    ini.write_text(ini.read_text().replace("name=TINY-01", "name=TINY-02"))
+    cfg = IngestConfig(
+        detector="oracle",
+        detector_options={"gt_path": sequence.parent / "oracle.txt"},
+        embedder_path=str(tiny_embedder),
+    )
+    kw = dict(
+        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        index_path=tmp_path / "i.faiss",
+        index_settings=IndexSettings(),
+        cfg=cfg,
+    )
+    seqs = [read_sequence(sequence), read_sequence(other)]
+    out = evaluate_mot(seqs, frames=(1, 5), **kw)
+    assert set(out["sequences"]) == {"TINY-01", "TINY-02"}
+    assert out["pooled"]["gt_boxes"] == 2 * 2 * 5 and out["pooled"]["mota"] == 1.0
+    with pytest.raises(ReidTraceError, match="same name"):
+        evaluate_mot([seqs[0], seqs[0]], **kw)
