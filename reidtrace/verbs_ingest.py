@@ -31,6 +31,10 @@ def _model_id(model: str | None, setting: str) -> str:
     return model_identity(_model_path(model, setting) or default_model())
 
 
+ZONE_HELP = (
+    '"include:x,y x,y x,y ..." or "exclude:x,y ..." in image pixels (repeatable), or a .json '
+    "file of zones: boxes whose foot point is outside are dropped (replaces cameras.json zones)."
+)
 MODEL_HELP = "ReID model (.onnx) the store was built with; default: reid_model (the bundled one)."
 
 
@@ -84,6 +88,7 @@ def register(app: typer.Typer) -> None:
             "interpolated boxes (default 10; 0 = off; frames skipped by --stride are always "
             "filled).",
         ),
+        zone: list[str] = typer.Option([], "--zone", help=ZONE_HELP),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -94,9 +99,11 @@ def register(app: typer.Typer) -> None:
         from indexer.ingest import IngestConfig
         from indexer.ingest import ingest as run
         from indexer.settings import load_settings
+        from reid.zones import parse_zones
 
         with friendly_errors(as_json):
             s = load_settings()
+            zones = parse_zones(zone)
             given = {
                 "detector": detector,
                 "appearance": appearance,
@@ -123,6 +130,7 @@ def register(app: typer.Typer) -> None:
                     workers=n,
                     ray_address=(None if ray is None else ("auto-local" if ray == "auto" else ray)),
                     market_split=split if market else None,
+                    zones=zones,
                     progress=update,
                 )
         d = report.as_dict()
@@ -191,25 +199,68 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate-tracking")
     def evaluate_tracking(
-        world: Path = typer.Option(..., help="An ingested synthetic world (reidtrace synth)."),
+        world: Path | None = typer.Option(
+            None, help="An ingested synthetic world (reidtrace synth)."
+        ),
+        mot: list[Path] = typer.Option(
+            [],
+            "--mot",
+            help="MOTChallenge sequence folder (seqinfo.ini, gt/gt.txt, img1/ or a video); "
+            "repeatable; ingested first when the store does not hold it.",
+        ),
+        video: Path | None = typer.Option(
+            None, help="With one --mot: its footage, when the folder has none."
+        ),
+        frames: str | None = typer.Option(
+            None, help="With --mot: score only frames A:B (1-based, inclusive), e.g. 1:397."
+        ),
+        zone: list[str] = typer.Option([], "--zone", help=ZONE_HELP),
+        score_zone: list[str] = typer.Option(
+            [],
+            "--score-zone",
+            help="With --mot: a zone (same syntax) applied to scoring only, not to ingestion: "
+            "e.g. the area the truth annotates.",
+        ),
+        gt_scale: float | None = typer.Option(
+            None, help="With --mot: multiply the truth's boxes (default: video width / imWidth)."
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Score stored tracks against the world's ground truth (MOTA, IDF1, ID switches)."""
-        from indexer.ingest.evaluate import evaluate_tracking as run
+        """Score stored tracks against ground truth: a synthetic world (MOTA, IDF1, ID switches)
+        or MOTChallenge sequences (also HOTA, recall, precision; per sequence and pooled)."""
         from indexer.settings import load_settings
 
         with friendly_errors(as_json):
-            out = run(world, db_url=load_settings().database_url)
+            if (world is None) == (not mot):
+                raise ReidTraceError(
+                    "give either --world or --mot", hint="e.g. --mot data/TUD-Stadtmitte"
+                )
+            if world is not None:
+                from indexer.ingest.evaluate import evaluate_tracking as run
+
+                out = run(world, db_url=load_settings().database_url)
+            else:
+                zones = (zone, score_zone)
+                out = _evaluate_mot(mot, video, frames, zones, gt_scale, as_json)
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
-            return
-        typer.echo(
-            f"MOTA {out['mota']:.3f}  IDF1 {out['idf1']:.3f}  ID switches {out['id_switches']}"
-        )
-        for cam, sc in out["per_camera"].items():
+        elif world is not None:
             typer.echo(
-                f"  {cam}: MOTA {sc['mota']:.3f} IDF1 {sc['idf1']:.3f} switches {sc['id_switches']}"
+                f"MOTA {out['mota']:.3f}  IDF1 {out['idf1']:.3f}  ID switches {out['id_switches']}"
             )
+            for cam, sc in out["per_camera"].items():
+                typer.echo(
+                    f"  {cam}: MOTA {sc['mota']:.3f} IDF1 {sc['idf1']:.3f} "
+                    f"switches {sc['id_switches']}"
+                )
+        else:
+            from indexer.ingest.bench_tracking import markdown_table
+
+            rows = dict(out["sequences"])
+            if len(rows) > 1:
+                rows["pooled"] = out["pooled"]
+            typer.echo(f"detector {out['detector']}")
+            typer.echo(markdown_table(rows))
 
     @tracks_app.command("export")
     def tracks_export(
@@ -251,3 +302,54 @@ def register(app: typer.Typer) -> None:
                 )
             elif isinstance(r, dict):
                 typer.echo(f"{name}: {r}")
+
+    @bench_app.command("tracking")
+    def bench_tracking(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Tracking accuracy of the current defaults on the real dev sequences (PETS frames
+        1-397 in its annotated area, TUD-Stadtmitte; from ../shared/data, skipped when absent)
+        and two small synthetic worlds: one table (MOTA, IDF1, HOTA, switches, recall,
+        precision)."""
+        from indexer.ingest.bench_tracking import bench_tracking as run
+        from indexer.ingest.bench_tracking import markdown_table
+
+        with friendly_errors(as_json), progress_bar(not as_json) as update:
+            out = run(progress=update)
+        typer.echo(json.dumps(out, sort_keys=True) if as_json else markdown_table(out))
+
+
+def _evaluate_mot(
+    folders: list[Path],
+    video: Path | None,
+    frames: str | None,
+    zones: tuple[list[str], list[str]],
+    gt_scale: float | None,
+    as_json: bool,
+) -> dict:
+    """``evaluate-tracking --mot``: read the sequences, ingest them with the configured
+    defaults when needed, and score them; ``zones`` are (``--zone``, ``--score-zone``)."""
+    from indexer.ingest import IngestConfig
+    from indexer.ingest.evaluate import evaluate_mot, parse_frames, read_sequence
+    from indexer.settings import load_settings
+    from reid.zones import parse_zones
+
+    if video is not None and len(folders) != 1:
+        raise ReidTraceError(
+            "--video goes with exactly one --mot folder",
+            hint="score sequences that hold their own footage together, or one at a time",
+        )
+    s = load_settings()
+    seqs = [read_sequence(f, video=video) for f in folders]
+    cfg = IngestConfig.from_settings(embedder_path=_model_path(None, s.reid_model))
+    with progress_bar(not as_json) as update:
+        return evaluate_mot(
+            seqs,
+            db_url=s.database_url,
+            index_path=s.index_path,
+            index_settings=s.index,
+            cfg=cfg,
+            frames=parse_frames(frames),
+            zones=parse_zones(zones[0]),
+            score_zones=parse_zones(zones[1]),
+            gt_scale=gt_scale,
+            progress=update,
+        )

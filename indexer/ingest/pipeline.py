@@ -175,6 +175,7 @@ class _Run:
             self.report.frames += 1
             if dets is not None:
                 t0 = time.perf_counter()
+                dets = self.stages.zones.keep(dets)  # outside the camera's zones: never tracked
                 dets.embedding = self.stages.appearance(frame, dets)
                 tracked = state.tracker.update(dets)
                 now = tracked[tracked.frame_idx == frame_idx]

@@ -26,6 +26,7 @@ from indexer.store.db import make_engine, make_session_factory
 from indexer.store.migrate import upgrade
 from reid.embed import default_model, model_identity
 from reid.errors import ReidTraceError
+from reid.zones import Zones
 
 
 @dataclass
@@ -91,12 +92,14 @@ def ingest(
     workers: int = 1,
     ray_address: str | None = None,
     market_split: str | None = None,
+    zones: Zones | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> IngestReport:
     """Ingest ``paths`` into the store and index; a bad video fails alone (see the report).
 
     With ``market_split`` ("gallery", "query", "train" or "all") the paths are Market-1501-format
-    folders of crops instead of footage (see ``indexer.ingest.market``).
+    folders of crops instead of footage (see ``indexer.ingest.market``). ``zones`` (the CLI's
+    ``--zone``) replace every source's own zones (``reid.zones``).
     """
     cfg.validate()
     model_id = model_identity(cfg.embedder_path or default_model())
@@ -104,7 +107,9 @@ def ingest(
         cfg.check_detector()
     if workers < 1:
         raise ReidTraceError(f"workers must be >= 1, got {workers}", hint="try --workers 2")
-    sources = [] if market_split else discover_sources(paths, camera=camera, start=start)
+    sources = (
+        [] if market_split else discover_sources(paths, camera=camera, start=start, zones=zones)
+    )
     index_path = Path(index_path)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     upgrade(db_url)

@@ -3,18 +3,20 @@
 A folder written by ``reidtrace synth`` (or laid out the same way) carries a ``cameras.json``
 that names each video's camera, start time, frame rate and ground homography; otherwise the
 camera is ``--camera`` (or the file's stem) and the start time ``--start`` (or, failing both,
-the file's modification time, which the report flags).
+the file's modification time, which the report flags). A camera's zones (``reid.zones``) come
+from its ``zones`` entry in ``cameras.json``, or from ``--zone`` for every source of a run.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reid.errors import ReidTraceError
 from reid.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from reid.zones import Zones
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Source:
     fps: float | None = None  # None: the container's frame rate
     homography: list | None = None  # image -> ground (metres)
     gt_path: Path | None = None  # MOTChallenge truth beside it (for the oracle detector)
+    zones: Zones = field(default_factory=Zones)  # where boxes are kept; empty: everywhere
 
 
 def parse_start(value: str | None) -> datetime | None:
@@ -61,6 +64,7 @@ def _from_cameras_json(folder: Path) -> list[Source]:
                     fps=float(c["fps"]) if c.get("fps") else None,
                     homography=c.get("H_image_to_ground"),
                     gt_path=gt if gt is not None and gt.is_file() else None,
+                    zones=Zones.from_json(c.get("zones"), where=f"{path} camera {c['name']}"),
                 )
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -73,9 +77,15 @@ def _is_frame_folder(folder: Path) -> bool:
 
 
 def discover_sources(
-    paths: list[str | Path], *, camera: str | None = None, start: str | None = None
+    paths: list[str | Path],
+    *,
+    camera: str | None = None,
+    start: str | None = None,
+    zones: Zones | None = None,
 ) -> list[Source]:
-    """Expand the user's paths into sources, in a stable order; unknown paths are errors."""
+    """Expand the user's paths into sources, in a stable order; unknown paths are errors.
+
+    ``zones`` (the CLI's ``--zone``), when given and not empty, replace every source's own."""
     if not paths:
         raise ReidTraceError("nothing to ingest", hint="give video files or folders")
     start_time = parse_start(start)
@@ -102,4 +112,6 @@ def discover_sources(
                 out.append(Source(f, name, start_time))
         else:
             out.append(Source(p, camera or p.stem, start_time))
+    if zones:
+        out = [replace(s, zones=zones) for s in out]
     return out

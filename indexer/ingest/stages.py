@@ -80,6 +80,7 @@ class Stages:
             self.high_score = float(threshold)
             self.detector.score_threshold = cfg.low_score  # type: ignore[attr-defined]
         self.embedder: Embedder = shared_embedder(cfg)
+        self.zones = source.zones  # boxes outside the camera's zones never reach the tracker
         self.times = dict.fromkeys(STAGES, 0.0)
 
     def close(self) -> None:
@@ -99,12 +100,13 @@ class Stages:
     def settings(self) -> dict[str, Any]:
         """What a saved state depends on (``indexer.ingest.checkpoint``): resuming a video with
         other tracker settings or another appearance cue would mix two trackers' rows."""
-        return {
+        out = {
             "tracker": self.cfg.tracker_for_video().fingerprint(),
             "high_score": self.high_score,
             "appearance": self.cfg.appearance,
             "crops_per_track": self.cfg.crops_per_track,
         }
+        return out | ({"zones": self.zones.as_json()} if self.zones else {})
 
     def appearance(self, frame: np.ndarray, dets: Detections) -> np.ndarray:
         """The association cue of each box: a colour histogram, or the ReID embedding."""

@@ -86,9 +86,7 @@ def check_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def clip_to_frame(
-    xyxy: np.ndarray, frame_shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
+def clip_to_frame(xyxy: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Boxes clipped to the frame, and the mask of those at least ``MIN_BOX_SIDE`` on each side.
 
     What is left of a box overhanging the edge is what anyone will ever see of that person; a

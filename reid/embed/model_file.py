@@ -214,5 +214,3 @@ def model_identity(path: str | Path) -> str:
     path = Path(path)
     require_file(path)
     return identity(path, None)
-
-

@@ -144,7 +144,5 @@ def shape_gate(states: Sequence[tuple[np.ndarray, np.ndarray]], xyah: np.ndarray
     for row, (mean, cov) in enumerate(states):
         p_mean, p_cov = kalman.project(mean, cov)
         d = z - p_mean[None, 2:]
-        out[row] = (
-            np.einsum("ni,ij,nj->n", d, np.linalg.inv(p_cov[2:, 2:]), d) <= kalman.CHI2_95[2]
-        )
+        out[row] = np.einsum("ni,ij,nj->n", d, np.linalg.inv(p_cov[2:, 2:]), d) <= kalman.CHI2_95[2]
     return out

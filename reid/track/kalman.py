@@ -78,9 +78,7 @@ def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.dot(_OBSERVE, mean), projected + noise
 
 
-def update(
-    mean: np.ndarray, cov: np.ndarray, z: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The state corrected by measurement ``z`` (x, y, a, h)."""
     z_mean, z_cov = project(mean, cov)
     factor = scipy.linalg.cho_factor(z_cov, lower=True, check_finite=False)
