@@ -48,6 +48,18 @@ class TrackerConfig:
     ground_gate: float = 9.21
     ground_radius: float = 1.5
     pixel_noise: float = 0.05
+    # static clutter (reid.track.clutter): learn where boxes stand still, looking the same, and
+    # let boxes there neither start tracks nor feed tracks that never moved. A box is the same
+    # thing seen again at IoU >= clutter_iou (0.6: a sign post's boxes in PETS jitter down to
+    # IoU 0.5-0.8) and cosine distance <= clutter_look (the appearance gate's 0.2); a place is
+    # scenery after clutter_frames such frames (SEE_MEASURED); a track has moved once its box
+    # centre left its first box by clutter_move x the box height (half a height: a standing
+    # person sways less, a walker covers it in a few frames)
+    clutter: bool = False
+    clutter_frames: int = 300
+    clutter_iou: float = 0.6
+    clutter_look: float = 0.2
+    clutter_move: float = 0.5
 
     def validate(self) -> TrackerConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
@@ -89,6 +101,18 @@ class TrackerConfig:
                 f"ground_weight >= 0, got {positive} and {self.ground_weight}",
                 hint="defaults: ground_gate=9.21, ground_radius=1.5 m, pixel_noise=0.05, "
                 "ground_weight=0.3",
+            )
+        if _not_count(self.clutter_frames, 1) or self.clutter_move <= 0:
+            raise ReidTraceError(
+                f"clutter_frames must be a whole number >= 1 and clutter_move > 0, got "
+                f"{self.clutter_frames!r}, {self.clutter_move}",
+                hint="defaults: clutter_frames=300 (30 s at 10 fps), clutter_move=0.5",
+            )
+        if not 0 < self.clutter_iou <= 1 or not 0 < self.clutter_look <= 2:
+            raise ReidTraceError(
+                f"clutter_iou must be in (0, 1] and clutter_look in (0, 2], got "
+                f"{self.clutter_iou}, {self.clutter_look}",
+                hint="defaults: clutter_iou=0.6, clutter_look=0.2",
             )
         return self
 
