@@ -90,10 +90,15 @@ def main() -> None:
     write_mot(args.out, hyp)
     result = subprocess.run(
         [sys.executable, str(MOTSCORE), score[0], str(args.out), *score[1:]],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
-    print(json.dumps({"settings": kw, "score": result, "rows": len(hyp),
-                      "static": static_tracks(hyp)}))
+    print(
+        json.dumps(
+            {"settings": kw, "score": result, "rows": len(hyp), "static": static_tracks(hyp)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,6 +84,13 @@ def register(app: typer.Typer) -> None:
             "interpolated boxes (default 10; 0 = off; frames skipped by --stride are always "
             "filled).",
         ),
+        clutter: bool | None = typer.Option(
+            None,
+            "--clutter/--no-clutter",
+            help="Learn where boxes stand still, looking the same, for 30 s (cones, posts) and "
+            "let boxes there neither start tracks nor feed tracks that never moved (default "
+            "off; docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -103,6 +110,7 @@ def register(app: typer.Typer) -> None:
                 "detect_stride": stride,
                 "ground_cue": ground_cue,
                 "max_gap": max_gap,
+                "clutter": clutter,
             }
             settings = {k: v for k, v in given.items() if v is not None}
             if low_score is not None:
