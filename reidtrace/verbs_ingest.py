@@ -87,9 +87,9 @@ def register(app: typer.Typer) -> None:
         clutter: bool | None = typer.Option(
             None,
             "--clutter/--no-clutter",
-            help="Learn where boxes stand still, looking the same, for 30 s (cones, posts) and "
-            "let boxes there neither start tracks nor feed tracks that never moved (default "
-            "off; docs/tracking.md).",
+            help="Learn where boxes stand still, looking the same, for 100 frames (cones, "
+            "posts) and let boxes there neither start tracks nor feed tracks that never moved "
+            "(default off; docs/tracking.md).",
         ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
