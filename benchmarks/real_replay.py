@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tracker_replay import detections
+from tracker_replay import detections, replay
 from tracking_variants import parse_settings
 
 from indexer.ingest import IngestConfig
@@ -37,8 +37,7 @@ from indexer.ingest.stages import Stages
 from reid.data.mot import write_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
-from reid.track import histogram_features
-from reid.video import probe, read_frames
+from reid.video import probe
 
 MOTSCORE = Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "motscore.py"
 
@@ -74,16 +73,8 @@ def main() -> None:
     parts = Stages(cfg, source)
     info = probe(args.video)
     dets = detections(cfg, parts, args.video, args.cache)
-    tracker = parts.new_tracker(source, info)
-    rows = []
-    for k, frame in read_frames(info):
-        d = dets[k]
-        d.embedding = histogram_features(frame, d)
-        tracked = tracker.update(d)
-        if len(tracked):
-            rows.append(tracked)
+    hyp = replay(parts, source, info, dets)
     parts.close()
-    hyp = Detections.merge(rows) if rows else Detections.empty()
     assert hyp.track_id is not None
     ids, counts = np.unique(hyp.track_id, return_counts=True)
     hyp = hyp[np.isin(hyp.track_id, ids[counts >= cfg.min_track_frames])]

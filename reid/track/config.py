@@ -106,17 +106,27 @@ class TrackerConfig:
                 hint="defaults: ground_gate=9.21, ground_radius=1.5 m, pixel_noise=0.05, "
                 "ground_weight=0.3",
             )
-        if _not_count(self.clutter_frames, 1) or self.clutter_move <= 0:
-            raise ReidTraceError(
-                f"clutter_frames must be a whole number >= 1 and clutter_move > 0, got "
-                f"{self.clutter_frames!r}, {self.clutter_move}",
-                hint="defaults: clutter_frames=100 (10 s at 10 fps), clutter_move=0.5",
+        clutter = (self.clutter_frames, self.clutter_iou, self.clutter_look, self.clutter_move)
+        bad = [
+            name
+            for name, ok in zip(
+                ("clutter_frames", "clutter_iou", "clutter_look", "clutter_move"),
+                (
+                    not _not_count(self.clutter_frames, 1),
+                    0 < self.clutter_iou <= 1,
+                    0 < self.clutter_look <= 2,
+                    self.clutter_move > 0,
+                ),
+                strict=True,
             )
-        if not 0 < self.clutter_iou <= 1 or not 0 < self.clutter_look <= 2:
+            if not ok
+        ]
+        if bad:
             raise ReidTraceError(
-                f"clutter_iou must be in (0, 1] and clutter_look in (0, 2], got "
-                f"{self.clutter_iou}, {self.clutter_look}",
-                hint="defaults: clutter_iou=0.6, clutter_look=0.2",
+                f"bad static clutter setting(s) {', '.join(bad)}: got clutter_frames, "
+                f"clutter_iou, clutter_look, clutter_move = {clutter}",
+                hint="clutter_frames >= 1 (default 100), clutter_iou in (0, 1] (0.6), "
+                "clutter_look in (0, 2] (0.2), clutter_move > 0 (0.5)",
             )
         return self
 

@@ -9,7 +9,7 @@ from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.track import DeepSortTracker
 from reid.track.clutter import ClutterMap
-from tests.reid.track.test_state import _saved
+from tests.reid.track.test_state import _saved, frame
 
 CONE = [100.0, 120.0, 112.0, 136.0]  # a small box that stands in every frame
 LEARN = 40  # clutter_frames of these tests: the cone is scenery after 40 frames
@@ -32,15 +32,7 @@ def _scene(n_frames: int, *, walker: bool = True, stop_at: int = 30) -> list[Det
             boxes.append([x, 150.0, x + 30.0, 230.0])
             scores.append(0.9)
             looks.append(walker_look + rng.normal(0, 0.05, 16))
-        f = np.abs(np.asarray(looks, np.float32))
-        out.append(
-            Detections(
-                xyxy=np.asarray(boxes, np.float32),
-                confidence=np.asarray(scores, np.float32),
-                frame_idx=np.full(len(boxes), k),
-                embedding=f / np.linalg.norm(f, axis=1, keepdims=True),
-            )
-        )
+        out.append(frame(k, boxes, scores, looks))
     return out
 
 
@@ -123,7 +115,7 @@ def test_off_by_default_and_no_state_of_its_own() -> None:
     [{"clutter_frames": 0}, {"clutter_iou": 0.0}, {"clutter_look": 3.0}, {"clutter_move": 0}],
 )
 def test_bad_clutter_settings_say_which(bad: dict) -> None:
-    with pytest.raises(ReidTraceError, match=next(iter(bad))):
+    with pytest.raises(ReidTraceError, match=rf"setting\(s\) {next(iter(bad))}:"):
         DeepSortTracker(clutter=True, **bad)
 
 

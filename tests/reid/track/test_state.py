@@ -39,16 +39,19 @@ def _stream(n_frames: int = 120, seed: int = 0) -> list[Detections]:
             boxes[-1][2:] = [boxes[-1][0] + 20, 70]
             scores.append(0.2)
             feats.append(rng.normal(size=24))
-        f = np.abs(np.array(feats, np.float32))
-        out.append(
-            Detections(
-                xyxy=np.array(boxes, np.float32),
-                confidence=np.array(scores, np.float32),
-                frame_idx=np.full(len(boxes), k),
-                embedding=f / np.linalg.norm(f, axis=1, keepdims=True),
-            )
-        )
+        out.append(frame(k, boxes, scores, feats))
     return out
+
+
+def frame(k: int, boxes: list, scores: list, looks: list) -> Detections:
+    """One frame's boxes with unit appearance vectors (the absolute values of ``looks``)."""
+    f = np.abs(np.array(looks, np.float32))
+    return Detections(
+        xyxy=np.array(boxes, np.float32),
+        confidence=np.array(scores, np.float32),
+        frame_idx=np.full(len(boxes), k),
+        embedding=f / np.linalg.norm(f, axis=1, keepdims=True),
+    )
 
 
 def test_the_core_is_deep_sort_realtime_bit_for_bit() -> None:
