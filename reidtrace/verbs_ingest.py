@@ -84,12 +84,11 @@ def register(app: typer.Typer) -> None:
             "interpolated boxes (default 10; 0 = off; frames skipped by --stride are always "
             "filled).",
         ),
-        clutter: bool | None = typer.Option(
+        clutter: str | None = typer.Option(
             None,
-            "--clutter/--no-clutter",
-            help="Learn where boxes stand still, looking the same, for 100 frames (cones, "
-            "posts) and let boxes there neither start tracks nor feed tracks that never moved "
-            "(default off; docs/tracking.md).",
+            help="Static clutter learned from the footage (cones, posts): weak (default: boxes "
+            "there start no track, weak boxes there feed only tracks that moved), all (no box "
+            "there feeds a track that never moved), off (docs/tracking.md).",
         ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."

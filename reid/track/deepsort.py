@@ -34,10 +34,10 @@ Beyond DeepSORT:
   gate when its feet are within ``ground_radius`` m of the track's predicted feet and its box
   shape fits (a walking group's formation turns with it, moving members ~1 m in one frame). The
   ground never narrows the image gate: a partly hidden person's box bottom is not the feet.
-* **Static clutter**, with ``clutter``: the tracker learns from every box where things stand
-  still and look the same for ``clutter_frames`` frames (``reid.track.clutter``); a box there may
-  neither start a track nor feed a track that never moved (traffic cones, a sign post), while a
-  person who walked in and stopped keeps their track.
+* **Static clutter**, with ``clutter`` "weak" or "all": the tracker learns from every box where
+  things stand still and look the same for ``clutter_frames`` frames (``reid.track.clutter``); a
+  box there starts no track, and a weak box there (with "all" any box) feeds only a track that
+  moved (traffic cones, a sign post), so a person who walked in and stopped keeps their track.
 
 A track's boxes are emitted once it is confirmed (its tentative first boxes included, so a
 track's first frames are not lost); rows may therefore belong to earlier frames.
@@ -178,7 +178,7 @@ class DeepSortTracker:
                 frames=cfg.clutter_frames,
                 forget=cfg.max_age,
             )
-            if cfg.clutter
+            if cfg.clutter != "off"
             else None
         )
 
@@ -220,7 +220,7 @@ class DeepSortTracker:
         for t in self.tracks:
             self._predict(t)
         matches, unmatched_tracks, unmatched_boxes = self._match(strong)
-        if self.clutter is not None:
+        if self.clutter is not None and self.config.clutter == "all":
             matches, unmatched_tracks = self._off_scenery(matches, unmatched_tracks, strong)
         for k, j in matches:
             self._update(self.tracks[k], strong[j])
