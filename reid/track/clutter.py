@@ -15,19 +15,22 @@ How (one ``ClutterMap`` per camera and video, fed every box of every frame):
   an anchor of its own; an anchor not hit for ``forget`` frames is dropped, so a walker's trail
   of anchors disappears behind them.
 * an anchor with ``frames`` hits, present on at least half of the frames since it was first seen,
-  becomes **scenery**: the box stood still, looking the same, for that long; unless the box that
-  started it belonged to a track that had moved (a walker who stopped there: the synthetic
-  world's groups stand 15-45 s, and a track lost and restarted while they stand is born
-  motionless, so the track's own motion alone does not protect them). Scenery is dropped
-  too once nothing was seen there for ``frames`` frames (a parked car that left).
-* the tracker (``reid.track.deepsort``) lets a box on scenery (IoU >= ``still_iou`` with a
-  scenery anchor) neither start a track nor feed a track that never **moved** (whose box centre
-  never left its first box by more than ``move`` x its height). A person who walked in and stopped
-  keeps their track: their track moved. A track that was born on the cone dies after ``max_age``
-  frames without boxes, and no new one starts there.
+  becomes **scenery**: the box stood still, looking the same, for that long; unless a box of a
+  track that had moved started it, hit it, or started an anchor overlapping it by ``NEAR`` x
+  ``still_iou`` (a walker who stopped there: the synthetic world's groups stand 15-45 s, and a
+  track lost and restarted while they stand is born motionless, so the restarted track's own
+  motion does not protect them). Scenery is dropped too once nothing was seen there for
+  ``frames`` frames (a parked car that left).
+* the tracker (``reid.track.deepsort``, ``TrackerConfig.clutter``) lets a box on scenery (IoU
+  >= ``still_iou`` with a scenery anchor) start no track; in mode "weak" a weak box there feeds
+  only a track that **moved** (whose box centre left its first box by more than ``move`` x its
+  height), in mode "all" no box there feeds a track that never moved. A person who walked in
+  and stopped keeps their track. A track born on a cone that the detector scores weakly dies
+  after ``max_age`` frames without boxes ("all": any cone), and no new one starts there.
 
 What this cannot tell apart: a person who stood still, looking the same, for ``frames`` frames
-before the video began. ``frames`` is therefore longer than people in the footage stand.
+from the start of the video. Mode "weak" (the default) leaves such a person's strong boxes
+alone; mode "all" cuts their track (measured in docs/tracking.md).
 
 The state is a few arrays (``get_state``/``set_state``), saved with the tracker's, so a resumed
 video continues with the same map.
