@@ -31,14 +31,14 @@ from tracking_variants import parse_settings
 
 from indexer.ingest import IngestConfig
 from indexer.ingest.evaluate import pool_scores
-from indexer.ingest.sources import discover_sources
+from indexer.ingest.sources import Source, discover_sources
 from indexer.ingest.stages import Stages
 from reid.data.mot import read_mot
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.evaluate.tracking import score_tracking
 from reid.track import histogram_features
-from reid.video import content_hash, probe, read_frames
+from reid.video import VideoInfo, content_hash, probe, read_frames
 
 
 def detections(cfg: IngestConfig, parts: Stages, video: Path, cache: Path) -> dict:
@@ -53,6 +53,19 @@ def detections(cfg: IngestConfig, parts: Stages, video: Path, cache: Path) -> di
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     return out
+
+
+def replay(parts: Stages, source: Source, info: VideoInfo, dets: dict) -> Detections:
+    """Every tracked box of one video: the histogram cue and a fresh tracker on ``dets``."""
+    tracker = parts.new_tracker(source, info)
+    rows = []
+    for k, frame in read_frames(info):
+        d = dets[k]
+        d.embedding = histogram_features(frame, d)
+        tracked = tracker.update(d)
+        if len(tracked):
+            rows.append(tracked)
+    return Detections.merge(rows) if rows else Detections.empty()
 
 
 def main() -> None:
@@ -80,16 +93,8 @@ def main() -> None:
         parts = Stages(cfg, source)
         info = probe(source.path)
         dets = detections(cfg, parts, Path(source.path), args.cache or args.world / ".detections")
-        tracker = parts.new_tracker(source, info)
-        rows = []
-        for k, frame in read_frames(info):
-            d = dets[k]
-            d.embedding = histogram_features(frame, d)
-            tracked = tracker.update(d)
-            if len(tracked):
-                rows.append(tracked)
+        hyp = replay(parts, source, info, dets)
         parts.close()
-        hyp = Detections.merge(rows) if rows else Detections.empty()
         scores[source.camera] = score_tracking(read_mot(source.gt_path), hyp)
         hyp_boxes[source.camera] = len(hyp)
     per_camera = {

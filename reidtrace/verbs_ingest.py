@@ -89,6 +89,12 @@ def register(app: typer.Typer) -> None:
             "filled).",
         ),
         zone: list[str] = typer.Option([], "--zone", help=ZONE_HELP),
+        clutter: str | None = typer.Option(
+            None,
+            help="Static clutter learned from the footage (cones, posts): weak (default: boxes "
+            "there start no track, weak boxes there feed only tracks that moved), all (no box "
+            "there feeds a track that never moved), off (docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -110,6 +116,7 @@ def register(app: typer.Typer) -> None:
                 "detect_stride": stride,
                 "ground_cue": ground_cue,
                 "max_gap": max_gap,
+                "clutter": clutter,
             }
             settings = {k: v for k, v in given.items() if v is not None}
             if low_score is not None:

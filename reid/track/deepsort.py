@@ -34,6 +34,10 @@ Beyond DeepSORT:
   gate when its feet are within ``ground_radius`` m of the track's predicted feet and its box
   shape fits (a walking group's formation turns with it, moving members ~1 m in one frame). The
   ground never narrows the image gate: a partly hidden person's box bottom is not the feet.
+* **Static clutter**, with ``clutter`` "weak" or "all": the tracker learns from every box where
+  things stand still and look the same for ``clutter_frames`` frames (``reid.track.clutter``); a
+  box there starts no track, and a weak box there (with "all" any box) feeds only a track that
+  moved (traffic cones, a sign post), so a person who walked in and stopped keeps their track.
 
 A track's boxes are emitted once it is confirmed (its tentative first boxes included, so a
 track's first frames are not lost); rows may therefore belong to earlier frames.
@@ -51,6 +55,7 @@ from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.geometry import as_homography
 from reid.track import association, kalman
+from reid.track.clutter import ClutterMap
 from reid.track.config import TrackerConfig
 from reid.track.ground import GroundMotion, GroundState, ground_terms, shape_gate
 from reid.track.state import TrackerState, pack_tracker, unpack_tracker
@@ -72,6 +77,8 @@ class Track:
     features: list[np.ndarray] = field(default_factory=list)
     ground: GroundState | None = None
     box: int | None = None  # index of this frame's matched box (reset by predict)
+    origin: np.ndarray | None = None  # first box's centre x, y and height (float64)
+    moved: bool = False  # the box centre left its first box (see reid.track.clutter)
 
 
 @dataclass
@@ -83,6 +90,7 @@ class _Box:
     feature: np.ndarray  # float32
     overlapped: bool = False
     ground: GroundState | None = None
+    scenery: bool = False  # on a place the clutter map learned is scenery
 
     def xyah(self) -> np.ndarray:
         return kalman.to_xyah(self.ltwh)
@@ -162,22 +170,40 @@ class DeepSortTracker:
         self.track_no: dict[int, int] = {}  # tid -> the number emitted (in confirmation order)
         self.pending: dict[int, list[Detections]] = {}  # tentative tid -> its boxes so far
         self.last: dict[int, tuple[int, np.ndarray]] = {}  # tid -> last emitted frame, box
+        cfg = self.config
+        self.clutter = (
+            ClutterMap(
+                still_iou=cfg.clutter_iou,
+                still_look=cfg.clutter_look,
+                frames=cfg.clutter_frames,
+                forget=cfg.max_age,
+            )
+            if cfg.clutter != "off"
+            else None
+        )
 
     # -- state -------------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Everything the tracker remembers, as named arrays (``reid.track.state``)."""
-        return pack_tracker(
+        state = pack_tracker(
             TrackerState(
                 self.tracks, self.gallery, self.next_tid, self.track_no, self.pending, self.last
             )
         )
+        if self.clutter is not None:
+            state |= {f"clutter.{k}": v for k, v in self.clutter.get_state().items()}
+        return state
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Continue from ``get_state``'s arrays (a resumed video); same settings assumed."""
         s = unpack_tracker(arrays, Track)
         self.tracks, self.gallery, self.next_tid = s.tracks, s.gallery, s.next_tid
         self.track_no, self.pending, self.last = s.track_no, s.pending, s.last
+        if self.clutter is not None:
+            self.clutter.set_state(
+                {k[len("clutter.") :]: v for k, v in arrays.items() if k.startswith("clutter.")}
+            )
 
     # -- one frame ---------------------------------------------------------------------------
 
@@ -194,6 +220,8 @@ class DeepSortTracker:
         for t in self.tracks:
             self._predict(t)
         matches, unmatched_tracks, unmatched_boxes = self._match(strong)
+        if self.clutter is not None and self.config.clutter == "all":
+            matches, unmatched_tracks = self._off_scenery(matches, unmatched_tracks, strong)
         for k, j in matches:
             self._update(self.tracks[k], strong[j])
         for k in unmatched_tracks:
@@ -201,11 +229,18 @@ class DeepSortTracker:
             if t.status == TENTATIVE or t.since_update > self.config.max_age:
                 t.status = DELETED
         for j in unmatched_boxes:
-            self._start(strong[j])
+            if not strong[j].scenery:
+                self._start(strong[j])
         self.tracks = [t for t in self.tracks if t.status != DELETED]
         self._fill_galleries()
         if weak:
             self._second_stage(weak, dets.xyxy)
+        if self.clutter is not None and len(dets):
+            brought = np.zeros(len(dets), bool)
+            for t in self.tracks:
+                if t.moved and t.since_update == 0 and t.box is not None:
+                    brought[t.box] = True
+            self.clutter.learn(int(dets.frame_idx[0]), dets.xyxy, dets.embedding, brought)
         return self._emit(dets)
 
     def _boxes(self, dets: Detections) -> list[_Box]:
@@ -226,7 +261,19 @@ class DeepSortTracker:
             if ground is not None and np.isfinite(ground[0][i]).all():
                 box.ground = (ground[0][i], ground[1][i])
             out.append(box)
+        if self.clutter is not None:
+            scenery = self.clutter.on_scenery(dets.xyxy)
+            for box in out:
+                box.scenery = bool(scenery[box.index])
         return out
+
+    def _off_scenery(
+        self, matches: list[tuple[int, int]], unmatched: list[int], boxes: list[_Box]
+    ) -> tuple[list[tuple[int, int]], list[int]]:
+        """Take boxes on scenery from tracks that never moved: such a track is following the
+        scenery (a cone), and without boxes it dies after ``max_age`` frames."""
+        kept = [(k, j) for k, j in matches if self.tracks[k].moved or not boxes[j].scenery]
+        return kept, unmatched + [k for k, j in matches if (k, j) not in kept]
 
     def _predict(self, t: Track) -> None:
         t.mean, t.cov = kalman.predict(t.mean, t.cov)
@@ -238,6 +285,10 @@ class DeepSortTracker:
 
     def _update(self, t: Track, box: _Box) -> None:
         t.mean, t.cov = kalman.update(t.mean, t.cov, box.xyah())
+        if not t.moved and t.origin is not None:
+            x, y = box.xyah()[:2]
+            shift = np.hypot(x - t.origin[0], y - t.origin[1])
+            t.moved = bool(shift > self.config.clutter_move * t.origin[2])
         if not box.overlapped or not t.features:  # an overlapped box looks partly like another
             t.features.append(box.feature)
         t.box = box.index
@@ -255,6 +306,8 @@ class DeepSortTracker:
     def _start(self, box: _Box) -> None:
         mean, cov = kalman.initiate(box.xyah())
         t = Track(tid=self.next_tid, mean=mean, cov=cov, features=[box.feature], box=box.index)
+        x, y, _, h = box.xyah()
+        t.origin = np.array([x, y, h], np.float64)
         if box.ground is not None and self._motion is not None:
             t.ground = self._motion.initiate(*box.ground)
         self.tracks.append(t)
@@ -366,6 +419,8 @@ class DeepSortTracker:
         predicted = np.array([kalman.to_ltrb(t.mean) for t in lost], np.float32)
         iou = box_iou(predicted, xyxy[[b.index for b in weak]])
         for r, c in zip(*linear_sum_assignment(-iou), strict=True):
+            if weak[c].scenery and not lost[r].moved:
+                continue  # a weak box on scenery only continues a track that walked in
             if iou[r, c] >= self.config.second_iou:
                 self._update(lost[r], weak[c])
 

@@ -99,6 +99,8 @@ def pack_tracker(s: TrackerState) -> Arrays:
         "t.mean": np.array([x.mean for x in t], np.float64).reshape(-1, 8),
         "t.cov": np.array([x.cov for x in t], np.float64).reshape(-1, 8, 8),
         "t.has_ground": np.array([x.ground is not None for x in t], bool),
+        "t.origin": np.array([_origin(x) for x in t], np.float64).reshape(-1, 3),
+        "t.moved": np.array([x.moved for x in t], bool),
         "t.ground_mean": np.array([_ground(x)[0] for x in t], np.float64).reshape(-1, 4),
         "t.ground_cov": np.array([_ground(x)[1] for x in t], np.float64).reshape(-1, 4, 4),
         "g.tid": np.array(list(s.gallery), np.int64),
@@ -115,6 +117,10 @@ def pack_tracker(s: TrackerState) -> Arrays:
     if rows:
         out |= prefixed("p.", pack_detections(Detections.merge([d for _, d in rows])))
     return out
+
+
+def _origin(track: Any) -> np.ndarray:
+    return track.origin if track.origin is not None else np.full(3, np.nan)
 
 
 def _ground(track: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +147,8 @@ def unpack_tracker(a: Arrays, track_cls: type) -> TrackerState:
                 ground=(a["t.ground_mean"][i].copy(), a["t.ground_cov"][i].copy())
                 if a["t.has_ground"][i]
                 else None,
+                origin=None if np.isnan(a["t.origin"][i]).any() else a["t.origin"][i].copy(),
+                moved=bool(a["t.moved"][i]),
             )
         )
     galleries = unragged(a["g.rows"], a["g.count"])

@@ -39,16 +39,19 @@ def _stream(n_frames: int = 120, seed: int = 0) -> list[Detections]:
             boxes[-1][2:] = [boxes[-1][0] + 20, 70]
             scores.append(0.2)
             feats.append(rng.normal(size=24))
-        f = np.abs(np.array(feats, np.float32))
-        out.append(
-            Detections(
-                xyxy=np.array(boxes, np.float32),
-                confidence=np.array(scores, np.float32),
-                frame_idx=np.full(len(boxes), k),
-                embedding=f / np.linalg.norm(f, axis=1, keepdims=True),
-            )
-        )
+        out.append(frame(k, boxes, scores, feats))
     return out
+
+
+def frame(k: int, boxes: list, scores: list, looks: list) -> Detections:
+    """One frame's boxes with unit appearance vectors (the absolute values of ``looks``)."""
+    f = np.abs(np.array(looks, np.float32))
+    return Detections(
+        xyxy=np.array(boxes, np.float32),
+        confidence=np.array(scores, np.float32),
+        frame_idx=np.full(len(boxes), k),
+        embedding=f / np.linalg.norm(f, axis=1, keepdims=True),
+    )
 
 
 def test_the_core_is_deep_sort_realtime_bit_for_bit() -> None:
@@ -92,6 +95,7 @@ def _saved(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         {"high_score": 0.5},
         {"high_score": 0.5, "ground_cue": True, "homography": H_IMG_TO_GROUND, "image_height": 240},
         {"max_gap": 0, "overlap_cover": 1.0, "nn_budget": None},
+        {"high_score": 0.5, "clutter": "all", "clutter_frames": 10},
     ],
 )
 def test_a_state_saved_mid_stream_continues_exactly(settings: dict) -> None:
