@@ -12,6 +12,7 @@ from reid.detect.nanodet import WEIGHTS
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.protocols import Detector
+from tests.conftest import YOLOX_NANO
 
 
 def test_bad_name_lists_the_valid_ones() -> None:
@@ -50,6 +51,10 @@ def _kwargs(name: str, tmp_path: Path) -> dict:
         return {"gt_path": gt}
     if name == "mog2":
         return {"warmup": 2}
+    if name == "yolox":
+        if not YOLOX_NANO.is_file():
+            pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party, ../shared/models)")
+        return {"path": YOLOX_NANO, "input_size": (384, 480)}
     return {}
 
 
