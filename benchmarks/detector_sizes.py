@@ -2,7 +2,7 @@
 
 Usage (from the repo root; needs ../shared/data and ../shared/models/yolox_nano.onnx)::
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/detector_sizes.py WORLD [--every 4] [--threads 1]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/detector_sizes.py WORLD [--every 4] [--world-every 10]
 
 WORLD is a rendered world (``reidtrace synth WORLD --seed 7``: the demo world, 480x360). Scored
 per sequence: PETS frames 1-397 inside the annotated area (truth and boxes with the box bottom
@@ -110,7 +110,8 @@ def measure(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("world", type=Path)
-    ap.add_argument("--every", type=int, default=4, help="score every Nth frame")
+    ap.add_argument("--every", type=int, default=4, help="score every Nth frame of PETS, TUD")
+    ap.add_argument("--world-every", type=int, default=10, help="every Nth frame of the world")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     if not YOLOX.is_file():
@@ -129,7 +130,8 @@ def main() -> None:
         runs = [("nanodet", {"threads": args.threads}, "416 x 416")]
         runs += [("yolox", {**yolox, "input_size": s}, f"{s[0]} x {s[1]}") for s in sizes]
         for name, options, size in runs:
-            r = measure(name, options, seq, args.every, last)
+            every = args.world_every if seq[0].startswith("world") else args.every
+            r = measure(name, options, seq, every, last)
             label = "NanoDet INT8" if name == "nanodet" else "YOLOX-Nano"
             print(
                 f"| {seq[0]} | {label} | {size} | {r['recall']:.3f} | {r['precision']:.3f} | "

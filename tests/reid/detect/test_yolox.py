@@ -75,7 +75,8 @@ def test_shapes_of_another_input_or_family_are_refused() -> None:
 
 def test_input_size_is_native_when_it_fits_else_scaled() -> None:
     assert input_size_for((360, 480)) == (384, 480)  # PETS, the synthetic world
-    assert input_size_for((480, 640)) == (480, 640)  # TUD-Stadtmitte
+    assert input_size_for((480, 640)) == (352, 480)  # TUD-Stadtmitte: scaled to the budget
+    assert input_size_for((480, 640), max_pixels=640 * 480) == (480, 640)
     h, w = input_size_for((1080, 1920))
     assert h % 32 == 0 and w % 32 == 0 and h * w <= DEFAULT_MAX_PIXELS
     assert abs(w / h - 1920 / 1080) < 0.15
