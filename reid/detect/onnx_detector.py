@@ -179,9 +179,8 @@ class OnnxDetector:
         self._scale = float(scale)
         self._mean = np.asarray(mean, np.float32).reshape(-1, 1, 1)
         self._std = np.asarray(std, np.float32).reshape(-1, 1, 1)
-        self.session = make_session(path, threads)
-        if resizable and input_size is not None:
-            self.session = make_session(_free_input(path), threads)
+        resize = resizable and input_size is not None
+        self.session = make_session(_free_input(path) if resize else path, threads)
         self._input_name, self._nhwc, self.input_hw = self._check_input(input_size)
         self._check_outputs()
 
