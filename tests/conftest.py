@@ -15,6 +15,19 @@ YOLOX_NANO = SHARED_DATA.parent / "models" / "yolox_nano.onnx"
 """The third-party YOLOX-Nano file (never in the project): YOLOX tests skip without it."""
 
 
+def require_yolox_nano() -> Path:
+    """The YOLOX-Nano file, or skip the calling test saying where it was looked for."""
+    if not YOLOX_NANO.is_file():
+        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
+    return YOLOX_NANO
+
+
+@pytest.fixture()
+def yolox_nano() -> Path:
+    """The YOLOX-Nano file (``require_yolox_nano``) as a fixture."""
+    return require_yolox_nano()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clean_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test session gets an empty ``REIDTRACE_HOME``: no model a developer installed in

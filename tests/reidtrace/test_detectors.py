@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import one_line_error, run
-from tests.conftest import YOLOX_NANO
 
 
 @pytest.fixture()
@@ -40,10 +39,8 @@ def test_install_refuses_a_wrong_hash_in_one_line(home: Path, tmp_path: Path, ca
     one_line_error(code, err, "bundled")
 
 
-def test_install_the_real_file_then_auto_uses_it(home: Path, capsys) -> None:
-    if not YOLOX_NANO.is_file():
-        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
-    code, out, _ = run(["detectors", "install", "yolox-nano", str(YOLOX_NANO)], capsys)
+def test_install_the_real_file_then_auto_uses_it(home: Path, yolox_nano: Path, capsys) -> None:
+    code, out, _ = run(["detectors", "install", "yolox-nano", str(yolox_nano)], capsys)
     assert code == 0 and "sha256 matches" in out
     assert (home / "models" / "yolox_nano.onnx").is_file()
     code, out, _ = run(["detectors", "--json"], capsys)

@@ -252,7 +252,7 @@ def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, t
     from indexer.ingest.stages import Stages
     from reid.detect import NanoDetDetector, YoloxDetector
     from reid.detect.catalog import install_model
-    from tests.conftest import YOLOX_NANO
+    from tests.conftest import require_yolox_nano
 
     source = discover_sources([tiny_world[0]])[0]
     bundled = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
@@ -260,9 +260,7 @@ def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, t
     assert isinstance(bundled.detector, NanoDetDetector)
     assert bundled.detector_note.startswith("detector: nanodet (auto")
     bundled.close()
-    if not YOLOX_NANO.is_file():
-        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
-    install_model("yolox-nano", YOLOX_NANO, tmp_path / "models")
+    install_model("yolox-nano", require_yolox_nano(), tmp_path / "models")
     best = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
     assert isinstance(best.detector, YoloxDetector) and best.detector.input_hw == (384, 480)
     assert "yolox-nano" in best.detector_note and "384x480" in best.detector_note

@@ -19,14 +19,6 @@ from reid.detect.catalog import (
 from reid.detect.nanodet import WEIGHTS
 from reid.detect.onnx_graph import free_spatial_dims
 from reid.errors import ReidTraceError
-from tests.conftest import YOLOX_NANO
-
-
-@pytest.fixture()
-def yolox_file() -> Path:
-    if not YOLOX_NANO.is_file():
-        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
-    return YOLOX_NANO
 
 
 def test_without_installed_models_auto_is_the_bundled_nanodet(tmp_path: Path) -> None:
@@ -79,10 +71,10 @@ def test_the_test_card_tells_a_people_detector_from_a_broken_one() -> None:
 
 
 def test_installed_yolox_becomes_auto_with_the_cameras_input_size(
-    tmp_path: Path, yolox_file: Path
+    tmp_path: Path, yolox_nano: Path
 ) -> None:
     models = tmp_path / "models"
-    out = install_model("yolox-nano", yolox_file, models)
+    out = install_model("yolox-nano", yolox_nano, models)
     assert out["hash_ok"] and out["test_card_found"] is None
     assert Path(out["path"]) == models / "yolox_nano.onnx"
     assert best_installed(models) is CATALOG["yolox-nano"]
@@ -98,10 +90,10 @@ def test_installed_yolox_becomes_auto_with_the_cameras_input_size(
 
 
 def test_another_export_installs_with_force_hash_after_the_test_card(
-    tmp_path: Path, yolox_file: Path
+    tmp_path: Path, yolox_nano: Path
 ) -> None:
     other = tmp_path / "other_export.onnx"  # same weights, other bytes (named input dims)
-    other.write_bytes(free_spatial_dims(yolox_file.read_bytes()))
+    other.write_bytes(free_spatial_dims(yolox_nano.read_bytes()))
     with pytest.raises(ReidTraceError, match="sha256"):
         install_model("yolox-nano", other, tmp_path / "models")
     out = install_model("yolox-nano", other, tmp_path / "models", force_hash=True)

@@ -12,7 +12,7 @@ from reid.detect.nanodet import WEIGHTS
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.protocols import Detector
-from tests.conftest import YOLOX_NANO
+from tests.conftest import require_yolox_nano
 
 
 def test_bad_name_lists_the_valid_ones() -> None:
@@ -52,9 +52,7 @@ def _kwargs(name: str, tmp_path: Path) -> dict:
     if name == "mog2":
         return {"warmup": 2}
     if name == "yolox":
-        if not YOLOX_NANO.is_file():
-            pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party, ../shared/models)")
-        return {"path": YOLOX_NANO, "input_size": (384, 480)}
+        return {"path": require_yolox_nano(), "input_size": (384, 480)}
     return {}
 
 

@@ -14,7 +14,6 @@ from reid.detect.decode import DecodeError, decode_yolox, yolox_grid
 from reid.detect.onnx_graph import free_spatial_dims
 from reid.detect.yolox import DEFAULT_MAX_PIXELS, input_size_for
 from reid.errors import ReidTraceError
-from tests.conftest import YOLOX_NANO
 
 from .conftest import pets_counts, rendered_counts
 
@@ -26,12 +25,6 @@ def _raw(rows: int = 126) -> np.ndarray:
     out = np.zeros((1, rows, 85), np.float32)
     out[0, :, 4:] = 0.01
     return out
-
-
-def _yolox_file() -> Path:
-    if not YOLOX_NANO.is_file():
-        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
-    return YOLOX_NANO
 
 
 def test_grid_is_row_major_per_stride_in_stride_order() -> None:
@@ -89,8 +82,8 @@ def test_freeing_dims_refuses_bytes_that_are_not_a_model() -> None:
         free_spatial_dims(b"\x0a\xff\xff\xff")
 
 
-def test_yolox_nano_finds_people_in_real_footage(pets_video: Path) -> None:
-    det = create_detector("yolox", path=str(_yolox_file()), input_size=(384, 480), threads=1)
+def test_yolox_nano_finds_people_in_real_footage(pets_video: Path, yolox_nano: Path) -> None:
+    det = create_detector("yolox", path=str(yolox_nano), input_size=(384, 480), threads=1)
     assert isinstance(det, YoloxDetector) and det.input_hw == (384, 480)
     tp, fp, total = pets_counts(det, pets_video)
     # measured: 29 of 33 at 384x480, 6 boxes unmatched (NanoDet INT8: 28, 1); the hand-checked
@@ -99,8 +92,10 @@ def test_yolox_nano_finds_people_in_real_footage(pets_video: Path) -> None:
     assert tp / max(tp + fp, 1) >= 0.75, f"{fp} false boxes on PETS"
 
 
-def test_yolox_nano_at_its_exported_size_and_on_rendered_people(tiny_world: Path) -> None:
-    det = create_detector("yolox", path=str(_yolox_file()), threads=1)
+def test_yolox_nano_at_its_exported_size_and_on_rendered_people(
+    tiny_world: Path, yolox_nano: Path
+) -> None:
+    det = create_detector("yolox", path=str(yolox_nano), threads=1)
     assert det.input_hw == (416, 416)
     tp, fp, total = rendered_counts(det, tiny_world)
     assert tp / total >= 0.6, f"found {tp} of {total} big, visible rendered people"
