@@ -72,6 +72,11 @@ class Settings(BaseSettings):
             raise ValueError("workers must be >= 0 (0 = one per CPU core)")
         return self
 
+    @property
+    def models_dir(self) -> Path:
+        """Installed detector models (``reidtrace detectors install``; detector ``auto``)."""
+        return self.home / "models"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -2,7 +2,8 @@
 
 1. render the demo world (4 cameras x 2 minutes, seed 7) with its ground truth;
 2. evaluate the shipped ReID model on the world's Market-format crops (mAP, rank-1);
-3. ingest the four videos with the default detector, tracker and embedder into a demo store;
+3. ingest the four videos with the default detector (the best installed), tracker and embedder
+   into a demo store;
 4. score the stored tracks against the truth (MOTA, IDF1) and check the index against SQL.
 
 Everything goes under one folder (default ``$REIDTRACE_HOME/demo``), rebuilt on each run, so
@@ -34,12 +35,15 @@ def run_demo(
     model: str | None = None,
     world_config: WorldConfig | None = None,
     threads: int | None = None,
+    models_dir: Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     """Run every stage and return one summary (also what ``reidtrace demo --json`` prints).
 
     ``threads`` caps ONNX Runtime's threads in evaluation and ingestion (default: one per core);
     the scores are the same either way, but one thread keeps a test beside others on its core.
+    The detector is ``auto``: the best one installed in ``models_dir`` (else the bundled NanoDet),
+    named in the summary.
     """
     t0 = time.perf_counter()
     world = generate_world(
@@ -58,7 +62,11 @@ def run_demo(
         db_url=db_url,
         index_path=target / "index.faiss",
         index_settings=IndexSettings(),
-        cfg=IngestConfig(embedder_path=model, threads=threads),
+        cfg=IngestConfig(
+            embedder_path=model,
+            threads=threads,
+            models_dir=None if models_dir is None else str(models_dir),
+        ),
         workers=workers or 2,
         progress=progress,
     ).as_dict()
@@ -71,6 +79,9 @@ def run_demo(
         "world_seconds": round(t_world, 1),
         "reid": reid_scores,
         "ingest": report["totals"] | {"index_vectors": report["index"].get("count", 0)},
+        "detectors": sorted(
+            {n for v in report["videos"] for n in v["notes"] if n.startswith("detector")}
+        ),
         "ingest_errors": [v["error"] for v in report["videos"] if v["error"]],
         "tracking": tracking,
         "index_ok": verify.ok,

@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         ),
         detector: str | None = typer.Option(
             None,
-            help="nanodet (default), nanodet-float, centernet, hog, mog2, oracle, onnx.",
+            help="auto (default: the best installed, see `reidtrace detectors`), yolox-nano, "
+            "nanodet, nanodet-float, centernet, hog, mog2, oracle.",
         ),
         model: str | None = typer.Option(
             None, help="ReID model (.onnx); default: the bundled one."
@@ -122,7 +123,9 @@ def register(app: typer.Typer) -> None:
             if low_score is not None:
                 settings["low_score"] = low_score or None  # 0 = one stage
             cfg = IngestConfig.from_settings(
-                embedder_path=_model_path(model, s.reid_model), **settings
+                embedder_path=_model_path(model, s.reid_model),
+                models_dir=str(s.models_dir),
+                **settings,
             )
             n = workers or s.workers or (os.cpu_count() or 1)
             with progress_bar(not as_json) as update:
@@ -154,6 +157,8 @@ def register(app: typer.Typer) -> None:
                 if v["error"]:
                     line += f"  error: {v['error']}"
                 typer.echo(line)
+                for note in v["notes"]:
+                    typer.echo(f"         {note}")
             t = d["totals"]
             typer.echo(
                 f"{t['done']} done, {t['skipped']} skipped, {t['failed']} failed; "
@@ -289,16 +294,23 @@ def register(app: typer.Typer) -> None:
     @bench_app.command("ingest")
     def bench_ingest(
         as_json: bool = typer.Option(False, "--json"),
-        detector: str = typer.Option("nanodet", help="Detector to time."),
+        detector: str = typer.Option("auto", help="Detector to time (auto: the best installed)."),
         stride: int = typer.Option(1, help="Detect every Nth frame."),
         workers: int = typer.Option(0, help="Processes for the archive run (0 = one per core)."),
     ) -> None:
         """Frames/s, x real time and a per-stage breakdown: the synthetic world one video at a
         time and as an archive (process pool, wall clock), and PETS."""
         from indexer.ingest.bench import bench_ingest as run
+        from indexer.settings import load_settings
 
         with friendly_errors(as_json), progress_bar(not as_json) as update:
-            out = run(detector=detector, stride=stride, workers=workers or None, progress=update)
+            out = run(
+                detector=detector,
+                models_dir=load_settings().models_dir,
+                stride=stride,
+                workers=workers or None,
+                progress=update,
+            )
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
             return

@@ -1,4 +1,5 @@
-"""Verbs of the model side: ``train`` (the bag-of-tricks recipe) and ``models`` (the registry).
+"""Verbs of the model side: ``train`` (the bag-of-tricks recipe), ``models`` (the registry) and
+``detectors`` (the detector models: listed, installed).
 
 torch is imported inside the verb bodies only, so ``reidtrace --help`` and the serving verbs
 never load it.
@@ -132,7 +133,70 @@ def models(
     out_console.print(table)
 
 
+def detectors_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the detector models: what each is, its licence and source, whether it is installed
+    (and where); `--detector auto` runs the best installed one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from indexer.settings import load_settings
+    from reid.detect.catalog import best_installed, list_models
+
+    with friendly_errors(as_json):
+        models_dir = load_settings().models_dir
+        rows = list_models(models_dir)
+        best = best_installed(models_dir).name
+    if as_json:
+        typer.echo(json.dumps({"models_dir": str(models_dir), "auto": best, "models": rows}))
+        return
+    typer.echo(f"detector models (installed ones in {models_dir}; auto uses {best}):")
+    for r in rows:
+        if r["path"] is None:
+            here = "installed (bundled)" if r["installed"] else "not installed"
+        else:
+            here = f"installed: {r['path']}" + ("" if r["hash_ok"] else " (hash override)")
+        typer.echo(f"{r['name']:12s} {here}")
+        typer.echo(f"{'':12s} {r['about']}")
+        typer.echo(f"{'':12s} licence {r['licence']}; source {r['source']}")
+        if r["sha256"]:
+            typer.echo(f"{'':12s} sha256 {r['sha256']}")
+
+
+def detectors_install(
+    name: str = typer.Argument(..., help="Catalogue name, e.g. yolox-nano."),
+    file: Path = typer.Argument(..., help="The downloaded model file."),
+    force_hash: bool = typer.Option(
+        False,
+        "--force-hash",
+        help="Accept a file whose sha256 differs from the pinned one (another export of the "
+        "same weights), once it finds people on a rendered test card.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check a downloaded detector model's sha256 and install it into HOME/models."""
+    from indexer.settings import load_settings
+    from reid.detect.catalog import install_model
+
+    with friendly_errors(as_json):
+        out = install_model(name, file, load_settings().models_dir, force_hash=force_hash)
+    if as_json:
+        typer.echo(json.dumps(out, sort_keys=True))
+        return
+    how = (
+        "sha256 matches the pinned one"
+        if out["hash_ok"]
+        else f"hash override; found {out['test_card_found']} people on the test card"
+    )
+    typer.echo(f"installed {out['name']} as {out['path']} ({how}); --detector auto now uses it")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``models`` to the app (called by ``reidtrace.cli``)."""
+    """Add ``train``, ``models`` and ``detectors`` to the app (called by ``reidtrace.cli``)."""
     app.command()(train)
     app.command()(models)
+    detectors_app = typer.Typer(help="Detector models: list them (no verb) or install one.")
+    detectors_app.callback(invoke_without_command=True)(detectors_list)
+    detectors_app.command("install")(detectors_install)
+    app.add_typer(detectors_app, name="detectors")

@@ -134,7 +134,12 @@ def demo(
         target = out or cfg_s.home / "demo"
         with progress_bar(not as_json) as update:
             summary = run_demo(
-                target, seed=seed, workers=cfg_s.workers or None, model=None, progress=update
+                target,
+                seed=seed,
+                workers=cfg_s.workers or None,
+                model=None,
+                models_dir=cfg_s.models_dir,
+                progress=update,
             )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, default=str))
@@ -150,6 +155,8 @@ def demo(
         f"{i['sightings']} sightings, {i['index_vectors']} vectors in the index "
         f"({'agrees' if summary['index_ok'] else 'DISAGREES'} with SQL)"
     )
+    for line in summary["detectors"]:
+        typer.echo(f"  {line}")
     for err in summary["ingest_errors"]:
         typer.echo(f"  ingest error: {err}")
     if t:

@@ -1,5 +1,7 @@
 """Fixtures shared across packages: a tiny synthetic world and a tiny ONNX embedder."""
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,36 @@ from reid.synth.world import WorldConfig, generate_world
 TINY = WorldConfig(seed=6, cameras=2, identities=16, groups=2, minutes=8 / 60, passer_frac=0.2)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PETS = SHARED_DATA / "pets2009_s2l1_view001_480x360.avi"
+YOLOX_NANO = SHARED_DATA.parent / "models" / "yolox_nano.onnx"
+"""The third-party YOLOX-Nano file (never in the project): YOLOX tests skip without it."""
+
+
+def require_yolox_nano() -> Path:
+    """The YOLOX-Nano file, or skip the calling test saying where it was looked for."""
+    if not YOLOX_NANO.is_file():
+        pytest.skip(f"YOLOX-Nano not found at {YOLOX_NANO} (third-party file in ../shared/models)")
+    return YOLOX_NANO
+
+
+@pytest.fixture()
+def yolox_nano() -> Path:
+    """The YOLOX-Nano file (``require_yolox_nano``) as a fixture."""
+    return require_yolox_nano()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test session gets an empty ``REIDTRACE_HOME``: no model a developer installed in
+    their own home changes what detector ``auto`` picks (the bundled NanoDet here), so the
+    committed metrics and the CLI tests see the same detector on every machine."""
+    old = os.environ.get("REIDTRACE_HOME")
+    home = tmp_path_factory.mktemp("home")
+    os.environ["REIDTRACE_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("REIDTRACE_HOME", None)
+    else:
+        os.environ["REIDTRACE_HOME"] = old
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from reid.detect import create_detector
+from reid.detect.catalog import ResolvedDetector, resolve_detector
 from reid.errors import ReidTraceError
 from reid.track import TrackerConfig
 
@@ -14,8 +16,11 @@ from reid.track import TrackerConfig
 class IngestConfig:
     """Ingestion settings; the tracker's own settings (and defaults) are ``tracker``."""
 
-    detector: str = "nanodet"
+    # "auto": the best detector model installed in ``models_dir`` (reid.detect.catalog), else
+    # the bundled NanoDet; every video report names the one used
+    detector: str = "auto"
     detector_options: dict[str, Any] = field(default_factory=dict)
+    models_dir: str | None = None  # installed detector models (the CLI: <home>/models)
     embedder_path: str | None = None  # default: the bundled ReID model
     appearance: str = "histogram"  # association cue: "histogram" or "reid"
     detect_stride: int = 1  # detect every Nth frame (1 = every frame)
@@ -70,7 +75,14 @@ class IngestConfig:
         the run with one error instead of failing every video the same way. (Not part of
         ``validate``, which runs per video; the oracle's truth file differs per video.)"""
         if self.detector != "oracle":
-            create_detector(self.detector, **self.detector_options)
+            chosen = self.resolve_detector()
+            create_detector(chosen.name, **chosen.options)
+
+    def resolve_detector(self, frame_hw: tuple[int, int] | None = None) -> ResolvedDetector:
+        """The detector to build for a camera of ``frame_hw`` (``auto`` and model names
+        resolved, the input size of a resizable model fitted to the camera)."""
+        models = None if self.models_dir is None else Path(self.models_dir)
+        return resolve_detector(self.detector, self.detector_options, models, frame_hw)
 
     def tracker_for_video(self) -> TrackerConfig:
         """The tracker settings for this config: a stride of N leaves N - 1 undetected frames

@@ -85,7 +85,8 @@ def ingest_video(
             report.status = "skipped"
             report.notes.append("already ingested (same content hash)")
             return report
-        stages = Stages(cfg, source)
+        stages = Stages(cfg, source, (info.height, info.width))
+        report.notes.append(stages.detector_note)
         state = _fresh_state(cfg, stages, source, info)
         start = 0
         if opened.frames_done > 0:

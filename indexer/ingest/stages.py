@@ -48,10 +48,16 @@ class Stages:
     frame on every core's thread (``benchmarks/ingest.md``). ``close`` stops the pool.
     """
 
-    def __init__(self, cfg: IngestConfig, source: Source) -> None:
+    def __init__(
+        self, cfg: IngestConfig, source: Source, frame_hw: tuple[int, int] | None = None
+    ) -> None:
         self.cfg = cfg
-        opts = dict(cfg.detector_options)
-        if cfg.detector == "oracle" and "gt_path" not in opts:
+        chosen = cfg.resolve_detector(frame_hw)  # ``auto`` -> a model; input size per camera
+        self.detector_note = chosen.note
+        name, opts = chosen.name, chosen.options
+        # what a saved state depends on: the model and its options (not the thread count)
+        self._detector_key = repr([name, sorted((k, str(v)) for k, v in opts.items())])
+        if name == "oracle" and "gt_path" not in opts:
             if source.gt_path is None:
                 raise ReidTraceError(
                     f"the oracle detector needs ground truth, and {source.path} has none",
@@ -63,15 +69,15 @@ class Stages:
         cores = cfg.threads or os.cpu_count() or 1
         self.pool: ThreadPoolExecutor | None = None
         self.pool_threads = 0
-        takes_threads = "threads" in detector_options(cfg.detector)
-        thread_safe = getattr(detector_class(cfg.detector), "thread_safe", False)
+        takes_threads = "threads" in detector_options(name)
+        thread_safe = getattr(detector_class(name), "thread_safe", False)
         if cores > 1 and takes_threads and "threads" not in opts and thread_safe:
             opts["threads"] = 1
             self.pool_threads = cores
             self.pool = ThreadPoolExecutor(cores, thread_name_prefix="detect")
         elif cfg.threads and takes_threads and "threads" not in opts:
             opts["threads"] = cfg.threads
-        self.detector: Detector = create_detector(cfg.detector, **opts)
+        self.detector: Detector = create_detector(name, **opts)
         # the detector's own threshold becomes the tracker's bar for its first stage, and the
         # detector is asked for weaker boxes too (only ONNX detectors have a score threshold)
         self.high_score = 0.0
@@ -101,6 +107,7 @@ class Stages:
         """What a saved state depends on (``indexer.ingest.checkpoint``): resuming a video with
         other tracker settings or another appearance cue would mix two trackers' rows."""
         out = {
+            "detector": self._detector_key,
             "tracker": self.cfg.tracker_for_video().fingerprint(),
             "high_score": self.high_score,
             "appearance": self.cfg.appearance,

@@ -8,11 +8,16 @@ detector, so a name in a config file maps to exactly one implementation:
 ``nanodet-float``  the same network in float32 (reference for the INT8 one)
 ``nanodet-int8``   explicit INT8 (what ``nanodet`` currently means)
 ``centernet``      CenterNet (MobileNetV3) COCO detector, built locally: more recall, ~3x the time
-``onnx``           a user's ``.onnx`` file: ``path=``, ``format=`` nanodet, yolo, centernet, boxes
+``yolox``          a YOLOX export with the raw head (``path=``; installed YOLOX-Nano: below)
+``onnx``           a user's ``.onnx`` file: ``path=``, ``format=`` nanodet, yolo, yolox, centernet,
+                   boxes
 ``hog``            OpenCV HOG people detector (``upscale=2`` for 40-90 px people)
 ``mog2``           background subtraction for static cameras (needs frames in order; warm-up)
 ``oracle``         ground-truth boxes from a MOTChallenge ``gt.txt`` (``gt_path=``)
 =================  ==========================================================================
+
+Named models (``auto``, ``yolox-nano``: the bundled NanoDet or a model the user installed) are
+resolved to one of these names by ``reid.detect.catalog.resolve_detector``.
 
 All return person boxes only, in frame pixels, clipped to the frame, thresholded and NMS'd.
 Measured recall, precision and speed are in ``docs/detectors.md``.
@@ -30,6 +35,7 @@ from reid.detect.mog2 import Mog2Detector
 from reid.detect.nanodet import DEFAULT_PRECISION, NanoDetDetector
 from reid.detect.onnx_detector import OnnxDetector
 from reid.detect.oracle import OracleDetector
+from reid.detect.yolox import YoloxDetector
 from reid.errors import ReidTraceError
 from reid.protocols import Detector
 
@@ -40,6 +46,7 @@ __all__ = [
     "NanoDetDetector",
     "OnnxDetector",
     "OracleDetector",
+    "YoloxDetector",
     "create_detector",
     "detector_class",
     "detector_options",
@@ -51,6 +58,7 @@ _REGISTRY: dict[str, tuple[Callable[..., Detector], dict[str, Any]]] = {
     "nanodet-float": (NanoDetDetector, {"precision": "float"}),
     "nanodet-int8": (NanoDetDetector, {"precision": "int8"}),
     "centernet": (CenterNetDetector, {}),
+    "yolox": (YoloxDetector, {}),
     "onnx": (OnnxDetector, {}),
     "hog": (HogDetector, {}),
     "mog2": (Mog2Detector, {}),

@@ -16,12 +16,16 @@ Families:
   YOLOv8-style ``[1, 4 + C, N]`` (no objectness), boxes in input pixels, scores sigmoided.
 - ``centernet``: a class heatmap ``[1, C, h, w]`` plus size ``[1, 2, h, w]`` and sub-pixel
   offset ``[1, 2, h, w]``, all at the heatmap's resolution; peaks are 3x3 local maxima.
+- ``yolox``: YOLOX's raw head ``[1, N, 5 + C]``, one row per cell of the stride 8, 16 and 32
+  grids in that order, each grid row-major: x, y = (out + cell) * stride, w, h = exp(out) *
+  stride, score = objectness * class score (both already sigmoided in the graph).
 - ``boxes``: detections already decoded inside the graph (TensorFlow and TF.js exports, the
   bundled CenterNet): ``[1, N, 6]`` rows of x1, y1, x2, y2 (input pixels), score, class.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -30,9 +34,18 @@ import numpy as np
 
 from reid.boxes import cxcywh_to_xyxy
 
-__all__ = ["decode_boxes", "decode_centernet", "decode_nanodet", "decode_yolo", "nanodet_levels"]
+__all__ = [
+    "decode_boxes",
+    "decode_centernet",
+    "decode_nanodet",
+    "decode_yolo",
+    "decode_yolox",
+    "nanodet_levels",
+    "yolox_grid",
+]
 
 NANODET_STRIDES = (8, 16, 32, 64)
+YOLOX_STRIDES = (8, 16, 32)
 
 
 class DecodeError(ValueError):
@@ -162,6 +175,60 @@ def decode_yolo(
         score = score * mat[:, 4].astype(np.float32)
     idx = np.flatnonzero(score >= min_score)
     xyxy = cxcywh_to_xyxy(mat[idx, :4].astype(np.float32))
+    return xyxy, score[idx]
+
+
+@functools.lru_cache(maxsize=8)
+def yolox_grid(input_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(cells, strides)`` of YOLOX's rows for this input: (N, 2) cell x, y and (N,) stride.
+
+    Cached because every frame of a camera has the same input size, and the grid is the only
+    part of decoding that does not depend on the frame.
+    """
+    cells, strides = [], []
+    for s in YOLOX_STRIDES:
+        rows, cols = input_hw[0] // s, input_hw[1] // s
+        ys, xs = np.mgrid[0:rows, 0:cols]
+        cells.append(np.stack([xs.reshape(-1), ys.reshape(-1)], 1))
+        strides.append(np.full(rows * cols, s, np.float32))
+    return np.concatenate(cells).astype(np.float32), np.concatenate(strides)
+
+
+def decode_yolox(
+    output: np.ndarray,
+    input_hw: tuple[int, int],
+    *,
+    min_score: float,
+    person_class: int = 0,
+    num_classes: int = 80,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode YOLOX's raw ``[1, N, 5 + C]`` head (exported without in-graph decoding).
+
+    The row count must be that of the stride 8/16/32 grids of ``input_hw``: an output of another
+    input size, or another family's, would otherwise decode into boxes in the wrong places.
+    Only the candidates above ``min_score`` have their exponentials taken.
+    """
+    mat = np.asarray(output)
+    if mat.ndim == 3 and mat.shape[0] == 1:
+        mat = mat[0]
+    if mat.ndim != 2 or mat.shape[1] != 5 + num_classes:
+        raise DecodeError(
+            f"YOLOX output must be [1, N, {5 + num_classes}] (box, objectness, {num_classes} "
+            f"classes), got {tuple(np.shape(output))}"
+        )
+    cells, strides = yolox_grid((int(input_hw[0]), int(input_hw[1])))
+    if mat.shape[0] != len(cells):
+        raise DecodeError(
+            f"YOLOX output has {mat.shape[0]} rows, but the stride 8/16/32 grids of a "
+            f"{input_hw[0]}x{input_hw[1]} input have {len(cells)}"
+        )
+    score = mat[:, 4].astype(np.float32) * mat[:, 5 + person_class].astype(np.float32)
+    idx = np.flatnonzero(score >= min_score)
+    raw = mat[idx, :4].astype(np.float32)
+    stride = strides[idx, None]
+    centre = (raw[:, :2] + cells[idx]) * stride
+    size = np.exp(np.minimum(raw[:, 2:], 20.0)) * stride  # capped: no inf on a garbage row
+    xyxy = cxcywh_to_xyxy(np.concatenate([centre, size], 1)).astype(np.float32)
     return xyxy, score[idx]
 
 

@@ -24,15 +24,17 @@ from reid.detect.decode import (
     decode_centernet,
     decode_nanodet,
     decode_yolo,
+    decode_yolox,
 )
+from reid.detect.onnx_graph import free_spatial_dims
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 
-OutputFormat = Literal["nanodet", "yolo", "centernet", "boxes"]
-FORMATS: tuple[str, ...] = ("nanodet", "yolo", "centernet", "boxes")
-DEFAULT_INPUT = {"nanodet": 416, "yolo": 640, "centernet": 512, "boxes": 512}
+OutputFormat = Literal["nanodet", "yolo", "yolox", "centernet", "boxes"]
+FORMATS: tuple[str, ...] = ("nanodet", "yolo", "yolox", "centernet", "boxes")
+DEFAULT_INPUT = {"nanodet": 416, "yolo": 640, "yolox": 416, "centernet": 512, "boxes": 512}
 """Square input used when the model's spatial size is dynamic and none is given."""
-DEFAULT_PAD = {"nanodet": 0, "yolo": 114, "centernet": 0, "boxes": 0}
+DEFAULT_PAD = {"nanodet": 0, "yolo": 114, "yolox": 114, "centernet": 0, "boxes": 0}
 """Letterbox border: what each family was trained with (YOLO pads grey, NanoDet black)."""
 
 
@@ -69,14 +71,15 @@ class BundledWeights(dict[str, Path]):
         return path
 
 
-def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+def make_session(path: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session: ``threads`` intra-op (default all cores), inter-op 1.
 
     One inter-op thread because these graphs are a single chain. Idle intra-op threads do not
     spin-wait: ingestion shares the cores with video decoding and other workers, and on a busy
     2-core machine spinning made 2 threads slower than 1 (INT8: 35-47 ms/frame against 20 with
     spinning off; docs/detectors.md). NumPy's OpenBLAS pool should be held to one thread
-    (``OPENBLAS_NUM_THREADS=1``, as the Makefile does) for the same reason.
+    (``OPENBLAS_NUM_THREADS=1``, as the Makefile does) for the same reason. ``path`` may also
+    be the model's bytes (a model edited in memory, ``reid.detect.onnx_graph``).
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
@@ -86,12 +89,25 @@ def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # quantised graphs warn about unused initializers
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        model = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # ORT raises several private exception types for bad files
+        name = "(edited in memory)" if isinstance(path, bytes) else repr(str(path))
         raise ReidTraceError(
-            f"ONNX Runtime cannot load the detector model {str(path)!r}: {err}",
+            f"ONNX Runtime cannot load the detector model {name}: {err}",
             hint="pass an .onnx file exported with opset >= 11 (for example with "
             "`yolo export format=onnx` or tf2onnx)",
+        ) from err
+
+
+def _free_input(path: Path) -> bytes:
+    """The model at ``path`` with its input's height and width symbolic (``onnx_graph``)."""
+    try:
+        return free_spatial_dims(path.read_bytes())
+    except ValueError as err:
+        raise ReidTraceError(
+            f"cannot resize the input of detector model {path.name!r}: {err}",
+            hint="leave input_size out to run the model at its exported size",
         ) from err
 
 
@@ -103,7 +119,9 @@ class OnnxDetector:
     ``num_classes`` of the model's label set (COCO: 0 and 80); ``input_size`` (H, W) when the
     model's input is dynamic; preprocessing ``scale``/``mean``/``std`` applied as
     ``(rgb * scale - mean) / std`` (defaults: RGB / 255, which the NanoDet and YOLO exports expect);
-    ``rgb=False`` to feed BGR; ``threads`` for ONNX Runtime's intra-op pool.
+    ``rgb=False`` to feed BGR; ``threads`` for ONNX Runtime's intra-op pool; ``resizable=True``
+    for a fully convolutional model exported with a fixed input size (YOLOX): ``input_size=``
+    then runs it at that size anyway (``reid.detect.onnx_graph``).
 
     ``detect`` is thread-safe (ONNX Runtime's ``run`` is, and nothing else here changes state):
     two threads sharing one single-threaded session detect frames faster than one call with two
@@ -130,6 +148,7 @@ class OnnxDetector:
         cell_offset: float = 0.5,
         threads: int | None = None,
         max_detections: int = 300,
+        resizable: bool = False,
     ) -> None:
         if format not in FORMATS:
             raise ReidTraceError(
@@ -160,7 +179,8 @@ class OnnxDetector:
         self._scale = float(scale)
         self._mean = np.asarray(mean, np.float32).reshape(-1, 1, 1)
         self._std = np.asarray(std, np.float32).reshape(-1, 1, 1)
-        self.session = make_session(path, threads)
+        resize = resizable and input_size is not None
+        self.session = make_session(_free_input(path) if resize else path, threads)
         self._input_name, self._nhwc, self.input_hw = self._check_input(input_size)
         self._check_outputs()
 
@@ -256,6 +276,14 @@ class OnnxDetector:
         if self.format == "boxes":
             rows = [o for o in outputs if o.ndim == 3 and o.shape[-1] == 6] or outputs
             return decode_boxes(rows[0], min_score=min_score, person_class=self.person_class)
+        if self.format == "yolox":
+            return decode_yolox(
+                outputs[0],
+                self.input_hw,
+                min_score=min_score,
+                person_class=self.person_class,
+                num_classes=self.num_classes,
+            )
         if self.format == "yolo":
             outs = [o for o in outputs if o.ndim == 3] or outputs
             return decode_yolo(

@@ -72,6 +72,7 @@ def test_ingest_scores_and_is_idempotent(world, tmp_path, tiny_embedder) -> None
     home.mkdir()
     first = run(world, home, tiny_embedder)
     assert first["ok"] and first["totals"]["done"] == 2
+    assert all("detector: oracle (chosen)" in v["notes"] for v in first["videos"])
     assert first["totals"]["detections"] > 0 and first["totals"]["sightings"] > 0
     engine = make_engine(f"sqlite:///{home / 'db.sqlite'}")
     assert verify_index(engine, home / "index.faiss").ok
@@ -241,6 +242,31 @@ def test_two_stage_lowers_the_detectors_bar_and_raises_the_trackers(tiny_world) 
     assert (one_stage.detector.score_threshold, one_stage.high_score) == (0.35, 0.0)
     parts.close()
     one_stage.close()
+
+
+def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, tmp_path) -> None:
+    """``auto`` (the default) is the bundled NanoDet without installed models, YOLOX-Nano at
+    the camera's native size once it is installed; the note says which, and a saved state of
+    one detector is not resumed with the other."""
+    from indexer.ingest.sources import discover_sources
+    from indexer.ingest.stages import Stages
+    from reid.detect import NanoDetDetector, YoloxDetector
+    from reid.detect.catalog import install_model
+    from tests.conftest import require_yolox_nano
+
+    source = discover_sources([tiny_world[0]])[0]
+    bundled = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
+    assert IngestConfig().detector == "auto"
+    assert isinstance(bundled.detector, NanoDetDetector)
+    assert bundled.detector_note.startswith("detector: nanodet (auto")
+    bundled.close()
+    install_model("yolox-nano", require_yolox_nano(), tmp_path / "models")
+    best = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
+    assert isinstance(best.detector, YoloxDetector) and best.detector.input_hw == (384, 480)
+    assert "yolox-nano" in best.detector_note and "384x480" in best.detector_note
+    assert (best.detector.score_threshold, best.high_score) == (0.15, 0.35)  # two-stage as before
+    assert best.settings()["detector"] != bundled.settings()["detector"]
+    best.close()
 
 
 def test_a_detection_stride_still_gives_every_frame_of_a_track(

@@ -12,6 +12,7 @@ from reid.detect.nanodet import WEIGHTS
 from reid.detections import Detections
 from reid.errors import ReidTraceError
 from reid.protocols import Detector
+from tests.conftest import require_yolox_nano
 
 
 def test_bad_name_lists_the_valid_ones() -> None:
@@ -50,6 +51,8 @@ def _kwargs(name: str, tmp_path: Path) -> dict:
         return {"gt_path": gt}
     if name == "mog2":
         return {"warmup": 2}
+    if name == "yolox":
+        return {"path": require_yolox_nano(), "input_size": (384, 480)}
     return {}
 
 
