@@ -328,11 +328,15 @@ def register(app: typer.Typer) -> None:
         1-397 in its annotated area, TUD-Stadtmitte; from ../shared/data, skipped when absent)
         and two small synthetic worlds: one table (MOTA, IDF1, HOTA, switches, recall,
         precision)."""
+        from indexer.ingest import IngestConfig
         from indexer.ingest.bench_tracking import bench_tracking as run
         from indexer.ingest.bench_tracking import markdown_table
+        from indexer.settings import load_settings
 
         with friendly_errors(as_json), progress_bar(not as_json) as update:
-            out = run(progress=update)
+            # the installed detector models count (``auto``); the ReID model does not matter
+            cfg = IngestConfig(models_dir=str(load_settings().models_dir))
+            out = run(cfg=cfg, progress=update)
         typer.echo(json.dumps(out, sort_keys=True) if as_json else markdown_table(out))
 
 
@@ -358,7 +362,9 @@ def _evaluate_mot(
         )
     s = load_settings()
     seqs = [read_sequence(f, video=video) for f in folders]
-    cfg = IngestConfig.from_settings(embedder_path=_model_path(None, s.reid_model))
+    cfg = IngestConfig.from_settings(
+        embedder_path=_model_path(None, s.reid_model), models_dir=str(s.models_dir)
+    )
     with progress_bar(not as_json) as update:
         return evaluate_mot(
             seqs,

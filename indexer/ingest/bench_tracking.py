@@ -77,7 +77,8 @@ def bench_tracking(
             out[name] = _score_mot(seq, root / name.replace(" ", "_"), cfg, pets, progress)
         for name, wcfg in (WORLDS if worlds is None else worlds).items():
             out[name] = _score_world(root / name.replace(" ", "_"), wcfg, cfg, progress)
-    return out
+    detector = cfg.resolve_detector().name  # which model ``auto`` chose: part of every row
+    return {k: {**v, "detector": detector} if "skipped" not in v else v for k, v in out.items()}
 
 
 def _score_mot(
@@ -118,12 +119,14 @@ def _score_world(folder: Path, wcfg: WorldConfig, cfg: IngestConfig, progress: C
 
 def markdown_table(rows: dict[str, dict]) -> str:
     """The rows as a markdown table of ``COLUMNS`` (skipped rows say why)."""
-    head = "| sequence | MOTA | IDF1 | HOTA | ID sw. | recall | precision | truth boxes |"
-    lines = [head, "| --- | " + " | ".join("---:" for _ in COLUMNS) + " |"]
+    head = (
+        "| sequence | detector | MOTA | IDF1 | HOTA | ID sw. | recall | precision | truth boxes |"
+    )
+    lines = [head, "| --- | --- | " + " | ".join("---:" for _ in COLUMNS) + " |"]
     for name, r in rows.items():
         if "skipped" in r or "error" in r:
             lines.append(f"| {name} | {r.get('skipped') or r.get('error')} |")
             continue
         cells = [f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {r.get('detector', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -18,10 +18,11 @@ def test_absent_sequences_are_skipped_with_a_reason(tmp_path) -> None:
                 "recall": 1.0,
                 "precision": 0.5,
                 "gt_boxes": 10,
+                "detector": "nanodet",
             }
         }
     )
     lines = table.splitlines()
-    assert lines[0].startswith("| sequence | MOTA | IDF1 | HOTA")
+    assert lines[0].startswith("| sequence | detector | MOTA | IDF1 | HOTA")
     assert "is not there" in lines[2]
-    assert lines[-1] == "| w | 0.500 | 0.250 | 0.125 | 3 | 1.000 | 0.500 | 10 |"
+    assert lines[-1] == "| w | nanodet | 0.500 | 0.250 | 0.125 | 3 | 1.000 | 0.500 | 10 |"
