@@ -81,8 +81,9 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
 class Video:
     """One scored video: its cached boxes (with histograms) and the truth to score against."""
 
-    def __init__(self, source: Source, gt: Detections, frames: tuple[int, int] | None,
+    def __init__(self, key: str, source: Source, gt: Detections, frames: tuple[int, int] | None,
                  score_zones: Zones) -> None:  # fmt: skip
+        self.key = key  # unique among the videos (two worlds have the same camera names)
         self.source = source
         self.gt = score_zones.keep(source.zones.keep(_in_frames(gt, frames)))
         self.frames = frames
@@ -93,7 +94,7 @@ class Video:
     def detect(self, cfg: IngestConfig, cache: Path, tag: str) -> None:
         """Fill ``dets`` (every frame, boxes >= LOWEST_SCORE, zones applied, histograms) from
         ``cache`` or by running the detector once."""
-        path = cache / f"{tag}_{self.source.camera}.pkl"
+        path = cache / f"{tag}_{self.key}.pkl"
         if path.is_file():
             self.high_score, self.dets = pickle.loads(path.read_bytes())
             return
@@ -152,14 +153,14 @@ def sequences(shared: Path, cache: Path) -> dict[str, list[Video]]:
         width = probe(seq.footage).width
         scale = width / seq.im_width if seq.im_width else 1.0
         source = Source(seq.footage, seq.name, None)
-        out[name] = [Video(source, _scaled(read_mot(seq.gt_path), scale), frames, zones)]
+        out[name] = [Video(name, source, _scaled(read_mot(seq.gt_path), scale), frames, zones)]
     for name, wcfg in WORLDS.items():
         world = cache / "worlds" / f"seed{wcfg.seed}"
         if not (world / "cameras.json").is_file():
             generate_world(world, wcfg)
         short = f"seed {wcfg.seed}"
         out[short] = [
-            Video(s, read_mot(s.gt_path), None, Zones())
+            Video(f"seed{wcfg.seed}_{s.camera}", s, read_mot(s.gt_path), None, Zones())
             for s in discover_sources([world])
             if s.gt_path is not None
         ]
