@@ -13,7 +13,10 @@ from tests.reid.track.test_state import _saved, frame
 
 CONE = [100.0, 120.0, 112.0, 136.0]  # a small box that stands in every frame
 LEARN = 40  # clutter_frames of these tests: the cone is scenery after 40 frames
-SETTINGS = {"high_score": 0.5, "clutter": "all", "clutter_frames": LEARN, "max_age": 10}
+# n_init 3: the scenes confirm a track after three boxes (the clutter map is what is tested)
+SETTINGS = {
+    "high_score": 0.5, "clutter": "all", "clutter_frames": LEARN, "max_age": 10, "n_init": 3
+}
 
 
 def _scene(
@@ -49,7 +52,7 @@ def test_a_box_that_never_moves_stops_being_tracked_and_starts_no_track() -> Non
     boxes once the place is learned (after LEARN frames), dies after max_age, and no track
     starts there again however often the cone is detected strongly."""
     stream = _scene(300, walker=False)
-    plain = DeepSortTracker(high_score=0.5, clutter="off")
+    plain = DeepSortTracker(high_score=0.5, clutter="off", n_init=3)
     off = Detections.merge([plain.update(d) for d in stream])
     assert off.frame_idx.max() == 299 and _on_cone(off).all()
 
@@ -65,7 +68,7 @@ def test_weak_mode_starves_a_cone_seen_mostly_weak() -> None:
     starts no track there): a cone detected weakly but for a strong moment every 5 s is one
     long track without it, and none once its place is learned."""
     stream = _scene(300, walker=False, weak_cone=True)
-    plain = DeepSortTracker(high_score=0.5, clutter="off")
+    plain = DeepSortTracker(high_score=0.5, clutter="off", n_init=3)
     off = Detections.merge([plain.update(d) for d in stream])
     assert off.frame_idx.max() == 299 and len(np.unique(off.track_id)) == 1
     weak = DeepSortTracker(**{**SETTINGS, "clutter": "weak"})
@@ -122,7 +125,7 @@ def test_the_clutter_map_survives_a_saved_state_exactly() -> None:
 
 
 def test_off_has_no_map_and_no_state_of_its_own() -> None:
-    tracker = DeepSortTracker(clutter="off")
+    tracker = DeepSortTracker(clutter="off", n_init=3)
     assert tracker.clutter is None
     for d in _scene(20):
         tracker.update(d)
