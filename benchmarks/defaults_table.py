@@ -51,7 +51,7 @@ from reid.data.mot import read_mot
 from reid.detect.catalog import install_model
 from reid.detections import Detections
 from reid.evaluate.tracking import score_sequence
-from reid.synth.world import generate_world
+from reid.synth.world import WorldConfig, generate_world
 from reid.track import create_tracker, histogram_features
 from reid.video import probe, read_frames
 from reid.zones import Zones
@@ -196,17 +196,25 @@ def sequences(shared: Path, cache: Path) -> dict[str, list[Video]]:
         source = Source(seq.footage, seq.name, None)
         out[name] = [Video(name, source, _scaled(read_mot(seq.gt_path), scale), frames, zones)]
     for name, wcfg in WORLDS.items():
-        world = cache / "worlds" / f"seed{wcfg.seed}"
-        if not (world / "cameras.json").is_file():
-            generate_world(world, wcfg)
-        short = f"seed {wcfg.seed}"
-        out[short] = [
-            Video(f"seed{wcfg.seed}_{s.camera}", s, read_mot(s.gt_path), None, Zones())
-            for s in discover_sources([world])
-            if s.gt_path is not None
-        ]
+        out[f"seed {wcfg.seed}"] = world_videos(
+            cache / "worlds" / f"seed{wcfg.seed}", wcfg, f"seed{wcfg.seed}"
+        )
         assert name.endswith(str(wcfg.seed))
     return out
+
+
+def world_videos(world: Path, wcfg: WorldConfig, key: str) -> list[Video]:
+    """A synthetic world's cameras as scored videos (rendered into ``world`` once)."""
+    if not (world / "cameras.json").is_file():
+        generate_world(world, wcfg)
+    return [
+        Video(f"{key}_{s.camera}", s, read_mot(s.gt_path), None, Zones())
+        for s in discover_sources([world])
+        if s.gt_path is not None
+    ]
+
+
+DEMO_WORLD = WorldConfig(seed=7)  # the full demo world of `reidtrace demo`: 4 cameras x 2 min
 
 
 def main() -> None:
@@ -216,6 +224,9 @@ def main() -> None:
     ap.add_argument("--yolox", type=Path, default=SHARED_DATA.parent / "models" / "yolox_nano.onnx")
     ap.add_argument("--only", nargs="*", default=None, help="setting names to run")
     ap.add_argument("--reid", action="store_true", help="also the ReID cue (embeds every box)")
+    ap.add_argument(
+        "--demo-world", action="store_true", help="also the full demo world (seed 7, 2 min)"
+    )
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     models = args.cache / "models"
@@ -226,6 +237,8 @@ def main() -> None:
         "YOLOX-Nano": IngestConfig(models_dir=str(models)),
     }
     seqs = sequences(args.shared, args.cache)
+    if args.demo_world:
+        seqs["demo"] = world_videos(args.cache / "worlds" / "demo", DEMO_WORLD, "demo")
     results: dict[str, dict[str, dict[str, list]]] = {}
     for det, base in detectors.items():
         for vids in seqs.values():
