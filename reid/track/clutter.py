@@ -42,6 +42,7 @@ import numpy as np
 
 from reid.boxes import box_iou
 from reid.errors import ReidTraceError
+from reid.vectors import l2_normalize
 
 Arrays = dict[str, np.ndarray]
 
@@ -95,7 +96,7 @@ class ClutterMap:
         tracks that moved: an anchor such a box starts is where a walker stopped, and never
         becomes scenery however long they stand."""
         xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-        looks = _unit(np.asarray(looks, np.float32).reshape(len(xyxy), -1))
+        looks = l2_normalize(np.asarray(looks, np.float32).reshape(len(xyxy), -1))
         if len(self.box) and len(xyxy):
             iou = box_iou(xyxy, self.box)
             if self.look.shape[1] != looks.shape[1]:
@@ -113,7 +114,7 @@ class ClutterMap:
         self.hits[hit] += 1
         for a in np.flatnonzero(hit):  # the mean look of this frame's boxes on the anchor
             mean = looks[same[:, a]].mean(axis=0)
-            self.look[a] = _unit((1 - LOOK_RATE) * self.look[a] + LOOK_RATE * mean)
+            self.look[a] = l2_normalize((1 - LOOK_RATE) * self.look[a] + LOOK_RATE * mean)
         span = frame_idx - self.first + 1
         self.scenery |= (self.hits >= self.frames) & (2 * self.hits >= span) & ~self.brought
         new = ~same.any(axis=1)
@@ -168,5 +169,3 @@ class ClutterMap:
         self.box, self.look = self.box.copy(), self.look.copy()
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
