@@ -1,0 +1,259 @@
+"""``reidtrace evaluate-tracing``: trace every test identity of an ingested synthetic world and
+score the answers against its truth (issue 22 item 6).
+
+**Queries.** Each test identity (``identities.csv`` split ``test``, seen by a camera) is queried
+by one of its ground-truth crops: its first ``market/query`` crop (name order) when it has one,
+otherwise its largest truth box that is at least 90% visible and not cut by the frame's edge.
+The crop's camera and frame name a truth box; the subject is the stored track whose box overlaps it most in that frame (IoU >= 0.5). An
+identity whose query box no stored track covers is traced to nothing: its true visits count as
+missed. (Tracing by the crop's pixels through ``search`` is the same question with the
+appearance search in front; this scores association and trajectories on their own.)
+
+**Trajectory scores.** A predicted visit matches a true one (``trajectories.json``) when the
+camera agrees and their temporal IoU is >= 0.5, one to one (best IoU first). Precision = matched
+predicted visits / predicted visits, recall = matched true visits / true visits, pooled over the
+traced identities.
+
+**Identities of stored tracks** (what contact scoring needs): each stored box is matched to the
+truth box of its frame with the highest IoU >= 0.5 (Hungarian per frame); a track is the
+identity most of its matched boxes belong to, and a person the identity with the most matched
+boxes over all its tracks.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sqlalchemy.orm import Session
+
+from indexer.ingest.evaluate import world_tracks
+from indexer.query.persons import ensure_persons
+from indexer.query.trajectory import person_tracks, visits
+from indexer.settings import PersonSettings
+from indexer.store import repo
+from indexer.store.db import make_engine, make_session_factory
+from reid.boxes import box_iou
+from reid.detections import Detections
+from reid.errors import ReidTraceError
+
+__all__ = [
+    "VisitSpan",
+    "WorldTruth",
+    "box_identities",
+    "evaluate_tracing",
+    "read_world_truth",
+    "score_visits",
+]
+
+MATCH_IOU = 0.5
+"""Box IoU for a stored box to be a truth box, and temporal IoU for a visit to match."""
+
+VisitSpan = tuple[str, float, float]  # camera, enter, leave (UTC epoch seconds)
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class WorldTruth:
+    """What evaluate-tracing reads from a world folder."""
+
+    trajectories: dict[int, list[VisitSpan]]
+    test_ids: list[int]
+    queries: dict[int, tuple[str, int]]  # identity -> (camera, 0-based frame) of its query crop
+
+
+def read_world_truth(world: str | Path) -> WorldTruth:
+    """``trajectories.json``, the test identities of ``identities.csv`` and their
+    ``market/query`` crops (``PPPP_cCsS_FFFFFF_NN.jpg``: camera C, frame F)."""
+    world = Path(world)
+    need = [world / "trajectories.json", world / "identities.csv", world / "cameras.json"]
+    missing = [p.name for p in need if not p.is_file()]
+    if missing:
+        raise ReidTraceError(
+            f"{world} is not a synthetic world (missing {', '.join(missing)})",
+            hint="give the folder `reidtrace synth OUT` wrote",
+        )
+    raw = json.loads((world / "trajectories.json").read_text())
+    traj = {
+        int(pid): [(v["camera"], _epoch(v["enter"]), _epoch(v["leave"])) for v in vs]
+        for pid, vs in raw.items()
+    }
+    with (world / "identities.csv").open(newline="") as f:
+        test = sorted(
+            int(r["id"]) for r in csv.DictReader(f) if r["split"] == "test" and int(r["id"]) in traj
+        )
+    queries: dict[int, tuple[str, int]] = {}
+    qdir = world / "market" / "query"
+    for p in sorted(qdir.glob("*.jpg")) if qdir.is_dir() else []:
+        parts = p.stem.split("_")
+        pid = int(parts[0])
+        if pid > 0 and pid not in queries:
+            cam = int(parts[1][1 : parts[1].index("s")])
+            queries[pid] = (f"cam{cam}", int(parts[2]))
+    return WorldTruth(trajectories=traj, test_ids=test, queries=queries)
+
+
+def _temporal_iou(a: VisitSpan, b: VisitSpan) -> float:
+    inter = min(a[2], b[2]) - max(a[1], b[1])
+    union = max(a[2], b[2]) - min(a[1], b[1])
+    return max(inter, 0.0) / union if union > 0 else float(a[1] == b[1])
+
+
+def score_visits(pred: list[VisitSpan], true: list[VisitSpan]) -> int:
+    """How many predicted visits match true ones: same camera, temporal IoU >= 0.5, each visit
+    used once, best IoU first."""
+    pairs = sorted(
+        (
+            (_temporal_iou(p, t), i, j)
+            for i, p in enumerate(pred)
+            for j, t in enumerate(true)
+            if p[0] == t[0]
+        ),
+        reverse=True,
+    )
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for iou, i, j in pairs:
+        if iou < MATCH_IOU:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_p)
+
+
+def box_identities(gt: Detections, hyp: Detections) -> dict[int, Counter[int]]:
+    """Per stored track, how many of its boxes match each truth identity (IoU >= 0.5, one to
+    one per frame)."""
+    out: dict[int, Counter[int]] = defaultdict(Counter)
+    assert gt.track_id is not None and hyp.track_id is not None
+    g_frames = np.unique(gt.frame_idx)
+    for f in np.intersect1d(g_frames, np.unique(hyp.frame_idx)):
+        gi = np.nonzero(gt.frame_idx == f)[0]
+        hi = np.nonzero(hyp.frame_idx == f)[0]
+        iou = box_iou(hyp.xyxy[hi], gt.xyxy[gi])
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols, strict=True):
+            if iou[r, c] >= MATCH_IOU:
+                out[int(hyp.track_id[hi[r]])][int(gt.track_id[gi[c]])] += 1
+    return out
+
+
+def _query_box(gt: Detections, pid: int, frame: int | None) -> tuple[int, np.ndarray] | None:
+    """The truth box of ``pid`` at ``frame`` (the query crop's), else its largest box that is
+    considered, at least 90% visible and not cut by the frame's edge (a crop a user would pick);
+    ``(frame, xyxy)``."""
+    assert gt.track_id is not None
+    mine = gt.track_id == pid
+    if frame is not None:
+        at = np.nonzero(mine & (gt.frame_idx == frame))[0]
+        if len(at):
+            return frame, gt.xyxy[at[0]]
+    xy = gt.xyxy
+    right, bottom = float(xy[:, 2].max()), float(xy[:, 3].max())  # the frame, as truth saw it
+    inside = (xy[:, 0] > 1) & (xy[:, 1] > 1) & (xy[:, 2] < right - 1) & (xy[:, 3] < bottom - 1)
+    visible = gt.extra.get("visibility", np.ones(len(gt))) >= 0.9
+    for keep in (mine & (gt.confidence > 0) & inside & visible, mine & (gt.confidence > 0)):
+        cand = np.nonzero(keep)[0]
+        if len(cand):
+            area = (xy[cand, 2] - xy[cand, 0]) * (xy[cand, 3] - xy[cand, 1])
+            k = cand[int(np.argmax(area))]
+            return int(gt.frame_idx[k]), gt.xyxy[k]
+    return None
+
+
+def _subject_track(hyp: Detections, frame: int, box: np.ndarray) -> int | None:
+    """The stored track whose box at ``frame`` overlaps ``box`` most (IoU >= 0.5)."""
+    assert hyp.track_id is not None
+    at = np.nonzero(hyp.frame_idx == frame)[0]
+    if not len(at):
+        return None
+    iou = box_iou(box[None, :], hyp.xyxy[at])[0]
+    k = int(np.argmax(iou))
+    return int(hyp.track_id[at[k]]) if iou[k] >= MATCH_IOU else None
+
+
+def evaluate_tracing(world: str | Path, *, db_url: str, cfg: PersonSettings) -> dict:
+    """Trajectory precision and recall of every test identity of an ingested world, traced by
+    its query crop (module docstring); plus per identity what was predicted."""
+    truth = read_world_truth(world)
+    cams = {cam: (gt, hyp) for cam, gt, hyp in world_tracks(world, db_url=db_url)}
+    engine = make_engine(db_url)
+    tp = n_pred = n_true = 0
+    per_identity: dict[str, dict] = {}
+    try:
+        with make_session_factory(engine)() as session:
+            ensure_persons(session, cfg)
+            for pid in truth.test_ids:
+                true = truth.trajectories[pid]
+                pred = _trace_identity(session, cams, truth, pid)
+                hits = score_visits(pred, true)
+                tp += hits
+                n_pred += len(pred)
+                n_true += len(true)
+                per_identity[str(pid)] = {
+                    "true": len(true),
+                    "predicted": len(pred),
+                    "matched": hits,
+                }
+    finally:
+        engine.dispose()
+    if not truth.test_ids:
+        raise ReidTraceError(f"{world} has no test identities with visits", hint="check the world")
+    return {
+        "identities": len(truth.test_ids),
+        "trajectory_precision": tp / n_pred if n_pred else 0.0,
+        "trajectory_recall": tp / n_true if n_true else 0.0,
+        "visits_true": n_true,
+        "visits_predicted": n_pred,
+        "visits_matched": tp,
+        "per_identity": per_identity,
+    }
+
+
+def _trace_identity(
+    session: Session,
+    cams: dict[str, tuple[Detections, Detections]],
+    truth: WorldTruth,
+    pid: int,
+) -> list[VisitSpan]:
+    """The predicted visits of ``pid``, traced from its query box (empty when not found)."""
+    cam, frame = truth.queries.get(pid, (None, None))
+    order = [cam] if cam in cams else []
+    order += [c for c in sorted(cams) if c not in order]
+    for c in order:
+        gt, hyp = cams[c]
+        q = _query_box(gt, pid, frame if c == cam else None)
+        if q is None:
+            continue
+        track = _subject_track(hyp, *q)
+        if track is None:
+            return []
+        _, tracks = person_tracks(session, track_id=track)
+        return [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in visits(
+            session, tracks, ground_path=False)]  # fmt: skip
+    return []
+
+
+def person_identities(
+    session: Session, cams: dict[str, tuple[Detections, Detections]]
+) -> dict[int, int]:
+    """Per stored person, its truth identity: the one with most matched boxes over its tracks."""
+    per_track: dict[int, Counter[int]] = {}
+    for gt, hyp in cams.values():
+        per_track.update(box_identities(gt, hyp))
+    votes: dict[int, Counter[int]] = defaultdict(Counter)
+    for tid, counts in per_track.items():
+        track = repo.get_track(session=session, track_id=tid)
+        if track is not None and track.person_id is not None:
+            votes[track.person_id].update(counts)
+    return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
