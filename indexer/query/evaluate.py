@@ -4,10 +4,11 @@ score the answers against its truth (issue 22 item 6).
 **Queries.** Each test identity (``identities.csv`` split ``test``, seen by a camera) is queried
 by one of its ground-truth crops: its first ``market/query`` crop (name order) when it has one,
 otherwise its largest truth box that is at least 90% visible and not cut by the frame's edge.
-The crop's camera and frame name a truth box; the subject is the stored track whose box overlaps it most in that frame (IoU >= 0.5). An
-identity whose query box no stored track covers is traced to nothing: its true visits count as
-missed. (Tracing by the crop's pixels through ``search`` is the same question with the
-appearance search in front; this scores association and trajectories on their own.)
+The crop's camera and frame name a truth box; the subject is the stored track whose box
+overlaps it most in that frame (IoU >= 0.5). An identity whose query box no stored track covers
+is traced to nothing: its true visits count as missed. (Tracing by the crop's pixels through
+``search`` is the same question with the appearance search in front; this scores association
+and trajectories on their own.)
 
 **Trajectory scores.** A predicted visit matches a true one (``trajectories.json``) when the
 camera agrees and their temporal IoU is >= 0.5, one to one (best IoU first). Precision = matched
