@@ -48,10 +48,13 @@ class PersonSettings(BaseModel):
     ground_bonus: float = 0.6  # score added at distance 0 over ground_full_s, less linearly
     ground_full_s: float = 2.0  # seconds together at one place that earn the full bonus
     max_speed_mps: float = 3.0  # faster between two tracks = impossible (0 = no check)
-    transit_slack_s: float = 2.0  # a transit this much quicker than any learned one is impossible
+    ground_slack_m: float = 3.0  # foot-point error allowed on top of max_speed_mps x the gap
+    transit_slack_s: float = 2.0  # quicker than half the quickest learned transit, less this,
+    # is impossible
     transit_bonus: float = 0.05  # score added to a transit inside the learned range
     min_transit_samples: int = 3  # learned transit times are used from this many matches on
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
+    visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
 
     @model_validator(mode="after")
     def _check(self) -> PersonSettings:
@@ -59,8 +62,15 @@ class PersonSettings(BaseModel):
             raise ValueError("need 0 <= ground_match_m <= ground_conflict_m")
         if self.ground_full_s <= 0:
             raise ValueError("ground_full_s must be > 0")
-        if self.max_speed_mps < 0 or self.transit_slack_s < 0 or self.overlap_tolerance_s < 0:
-            raise ValueError("max_speed_mps, transit_slack_s, overlap_tolerance_s must be >= 0")
+        if (
+            self.max_speed_mps < 0
+            or self.ground_slack_m < 0
+            or self.transit_slack_s < 0
+            or self.overlap_tolerance_s < 0
+        ):
+            raise ValueError(
+                "max_speed_mps, ground_slack_m, transit_slack_s, overlap_tolerance_s must be >= 0"
+            )
         if self.min_transit_samples < 1:
             raise ValueError("min_transit_samples must be >= 1")
         return self

@@ -5,8 +5,9 @@ score the answers against its truth (issue 22 item 6).
 by one of its ground-truth crops: its first ``market/query`` crop (name order) when it has one,
 otherwise its largest truth box that is at least 90% visible and not cut by the frame's edge.
 The crop's camera and frame name a truth box; the subject is the stored track whose box
-overlaps it most in that frame (IoU >= 0.5). An identity whose query box no stored track covers
-is traced to nothing: its true visits count as missed. (Tracing by the crop's pixels through
+overlaps it most in that frame (IoU >= 0.5), or, when the detector missed the person there, in
+the identity's nearest frame of that camera where a stored box covers it. An identity no stored
+box ever covers is traced to nothing: its true visits count as missed. (Tracing by the crop's pixels through
 ``search`` is the same question with the appearance search in front; this scores association
 and trajectories on their own.)
 
@@ -172,15 +173,22 @@ def _query_box(gt: Detections, pid: int, frame: int | None) -> tuple[int, np.nda
     return None
 
 
-def _subject_track(hyp: Detections, frame: int, box: np.ndarray) -> int | None:
-    """The stored track whose box at ``frame`` overlaps ``box`` most (IoU >= 0.5)."""
-    assert hyp.track_id is not None
-    at = np.nonzero(hyp.frame_idx == frame)[0]
-    if not len(at):
-        return None
-    iou = box_iou(box[None, :], hyp.xyxy[at])[0]
-    k = int(np.argmax(iou))
-    return int(hyp.track_id[at[k]]) if iou[k] >= MATCH_IOU else None
+def _subject_track(gt: Detections, hyp: Detections, pid: int, frame: int) -> int | None:
+    """The stored track that holds ``pid``'s truth box at ``frame`` (IoU >= 0.5); when no box
+    was stored there (a missed detection), the same at ``pid``'s nearest frame that has one:
+    the person in the crop is the same, and a photo search would find their track elsewhere."""
+    assert gt.track_id is not None and hyp.track_id is not None
+    mine = np.nonzero(gt.track_id == pid)[0]
+    for k in mine[np.argsort(np.abs(gt.frame_idx[mine] - frame), kind="stable")]:
+        f = gt.frame_idx[k]
+        at = np.nonzero(hyp.frame_idx == f)[0]
+        if not len(at):
+            continue
+        iou = box_iou(gt.xyxy[k][None, :], hyp.xyxy[at])[0]
+        best = int(np.argmax(iou))
+        if iou[best] >= MATCH_IOU:
+            return int(hyp.track_id[at[best]])
+    return None
 
 
 def evaluate_tracing(world: str | Path, *, db_url: str, cfg: PersonSettings) -> dict:
@@ -196,7 +204,7 @@ def evaluate_tracing(world: str | Path, *, db_url: str, cfg: PersonSettings) -> 
             ensure_persons(session, cfg)
             for pid in truth.test_ids:
                 true = truth.trajectories[pid]
-                pred = _trace_identity(session, cams, truth, pid)
+                pred = _trace_identity(session, cams, truth, pid, cfg.visit_gap_s)
                 hits = score_visits(pred, true)
                 tp += hits
                 n_pred += len(pred)
@@ -226,6 +234,7 @@ def _trace_identity(
     cams: dict[str, tuple[Detections, Detections]],
     truth: WorldTruth,
     pid: int,
+    visit_gap_s: float,
 ) -> list[VisitSpan]:
     """The predicted visits of ``pid``, traced from its query box (empty when not found)."""
     cam, frame = truth.queries.get(pid, (None, None))
@@ -236,12 +245,12 @@ def _trace_identity(
         q = _query_box(gt, pid, frame if c == cam else None)
         if q is None:
             continue
-        track = _subject_track(hyp, *q)
+        track = _subject_track(gt, hyp, pid, q[0])
         if track is None:
             return []
         _, tracks = person_tracks(session, track_id=track)
-        return [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in visits(
-            session, tracks, ground_path=False)]  # fmt: skip
+        found = visits(session, tracks, visit_gap_s=visit_gap_s, ground_path=False)
+        return [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in found]
     return []
 
 

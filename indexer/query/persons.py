@@ -3,17 +3,20 @@
 What links two tracks, in the order the code applies it:
 
 1. **Hard constraints** (a pair that breaks one can never end up in the same person, even
-   through others):
-   * one camera, overlapping in time: two people (a tracker shows one person once);
+   through others). Foot points of boxes cut by the frame's bottom edge are not used (their
+   bottom is not the feet).
+   * one camera, overlapping in time: two people (a tracker shows one person once), unless
+     their foot points stay within half ``ground_match_m`` (one person the tracker doubled);
    * two cameras with ground planes, overlapping in time: the same person must stand at the
      same place, so a median foot-point distance above ``ground_conflict_m`` = two people;
    * two cameras overlapping in time where either has no ground plane: two people, unless the
      data showed that camera pair to overlap (confident appearance matches that overlap in time);
-   * disjoint in time, both with ground planes: faster than ``max_speed_mps`` between the last
-     foot point of one and the first of the next is impossible (the homographies of one site map
+   * disjoint in time, both with ground planes: faster than ``max_speed_mps`` (plus
+     ``ground_slack_m`` of foot-point error) between where one ends and the next starts (the
+     median foot point of their last / first second) is impossible (the homographies of one site map
      into one ground frame, as ``reidtrace synth`` and a site survey give them);
-   * disjoint in time across cameras: quicker than every transit learned for that camera pair
-     (less ``transit_slack_s``) is impossible.
+   * disjoint in time across cameras: quicker than half the quickest transit learned for that
+     camera pair (less ``transit_slack_s``) is impossible.
 2. **Score** of a feasible pair: the cosine of the track embeddings, plus up to ``ground_bonus``
    when two overlapping cameras see them at the same place (median foot-point distance within
    ``ground_match_m``; the bonus falls linearly with the distance and is full after
@@ -62,6 +65,13 @@ __all__ = [
 ]
 
 _IMPOSSIBLE = -np.inf
+
+ENDPOINT_S = 1.0
+"""Seconds of foot points whose median is a track's start or end position (speed check)."""
+
+TRANSIT_FLOOR = 0.5
+"""A transit quicker than this share of the quickest learned one (less ``transit_slack_s``) is
+impossible: people walk at different speeds, so the floor sits well under the observed range."""
 
 
 @dataclass
@@ -123,6 +133,23 @@ def _ground_distance(a: TrackInfo, b: TrackInfo, t0: float, t1: float) -> float 
     return float(np.median(np.hypot(a.xy[keep, 0] - bx, a.xy[keep, 1] - by)))
 
 
+def _ground_bonus(d: float, together_s: float, cfg: PersonSettings) -> float:
+    """The bonus of two tracks at one place: linear in closeness, full after ground_full_s."""
+    closeness = 1.0 - d / cfg.ground_match_m
+    return cfg.ground_bonus * closeness * min(1.0, together_s / cfg.ground_full_s)
+
+
+def _endpoint(t: TrackInfo, *, first: bool) -> tuple[float, float]:
+    """Where a track starts (or ends): the median foot point of its first (last) ENDPOINT_S
+    seconds, steadier than one box at the moment a person steps in or out of view."""
+    if not t.grounded:
+        return (0.0, 0.0)
+    assert t.t is not None and t.xy is not None
+    keep = t.t <= t.t[0] + ENDPOINT_S if first else t.t >= t.t[-1] - ENDPOINT_S
+    x, y = np.median(t.xy[keep], axis=0)
+    return float(x), float(y)
+
+
 def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
     """The score of every pair (``-inf`` = impossible), with the transit ranges learned.
 
@@ -148,17 +175,26 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
     ov = overlap > tol
     same_cam = cam[:, None] == cam[None, :]
     bad = ov & same_cam
+    bonus = np.zeros((n, n))
+    # one camera, at once: two people, unless they stand at one spot (the tracker doubled one)
+    for i, j in zip(*np.nonzero(np.triu(bad, k=1)), strict=True):
+        a, b = tracks[i], tracks[j]
+        if a.grounded and b.grounded:
+            d = _ground_distance(a, b, max(a.start, b.start), min(a.end, b.end))
+            if d is not None and d <= cfg.ground_match_m / 2:
+                bad[i, j] = bad[j, i] = False
+                bonus[i, j] = bonus[j, i] = _ground_bonus(d, overlap[i, j], cfg)
     # disjoint with ground planes: walking speed from the earlier one's end to the later's start
     if cfg.max_speed_mps > 0 and grounded.any():
-        first = np.array([t.xy[0] if t.grounded else (0.0, 0.0) for t in tracks])  # type: ignore[index]
-        last = np.array([t.xy[-1] if t.grounded else (0.0, 0.0) for t in tracks])  # type: ignore[index]
+        first = np.array([_endpoint(t, first=True) for t in tracks])
+        last = np.array([_endpoint(t, first=False) for t in tracks])
         gap = np.maximum(start[None, :] - end[:, None], 0.0)  # [i, j]: i before j
         dist = np.hypot(first[None, :, 0] - last[:, None, 0], first[None, :, 1] - last[:, None, 1])
-        fast = (dist > cfg.max_speed_mps * gap + 1.0) & (start[:, None] <= start[None, :])
+        reach = cfg.max_speed_mps * gap + cfg.ground_slack_m
+        fast = (dist > reach) & (start[:, None] <= start[None, :])
         fast = fast | fast.T
         bad |= fast & ~ov & grounded[:, None] & grounded[None, :]
     # overlapping in two cameras: same place (bonus) or two people
-    bonus = np.zeros((n, n))
     pending: list[tuple[int, int]] = []  # overlapping without ground planes: decided below
     for i, j in zip(*np.nonzero(np.triu(ov & ~same_cam, k=1)), strict=True):
         a, b = tracks[i], tracks[j]
@@ -171,9 +207,7 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
         if d > cfg.ground_conflict_m:
             bad[i, j] = bad[j, i] = True
         elif d <= cfg.ground_match_m and cfg.ground_match_m > 0:
-            together = min(1.0, overlap[i, j] / cfg.ground_full_s)
-            closeness = 1.0 - d / cfg.ground_match_m
-            bonus[i, j] = bonus[j, i] = cfg.ground_bonus * closeness * together
+            bonus[i, j] = bonus[j, i] = _ground_bonus(d, overlap[i, j], cfg)
     # camera pairs without ground planes overlap when confident matches overlap in time there
     seen_overlap = {(cam[i], cam[j]) for i, j in pending if sim[i, j] >= cfg.confident_similarity}
     for i, j in pending:
@@ -187,7 +221,7 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
     for (ca, cb), (lo, hi) in transit.items():
         ia, ib = cam == cam_names.index(ca), cam == cam_names.index(cb)
         pair = ia[:, None] & ib[None, :] & (gap_ij > tol) & np.isfinite(score)
-        quick = pair & (gap_ij < lo - cfg.transit_slack_s)
+        quick = pair & (gap_ij < TRANSIT_FLOOR * lo - cfg.transit_slack_s)
         inside = pair & ~quick & (gap_ij <= hi + cfg.transit_slack_s)
         quick, inside = quick | quick.T, inside | inside.T
         score[quick] = _IMPOSSIBLE
@@ -287,7 +321,7 @@ def associate(
 def _load(session: Session, *, keep_links: bool) -> list[TrackInfo]:
     rows: list[tuple[Track, Camera]] = repo.track_rows(session=session)
     grounded = [t.id for t, c in rows if c.homography is not None]
-    feet = repo.foot_points(session=session, track_ids=grounded)
+    feet = repo.foot_points(session=session, track_ids=grounded, visible_only=True)
     out = []
     for t, c in rows:
         ts, xy = feet.get(t.id, (None, None))

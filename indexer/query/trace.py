@@ -61,7 +61,7 @@ def trace(
         raise ReidTraceError("give one subject: a track id or a person id", hint="--track ID")
     ensure_persons(session, cfg)
     pid, tracks = person_tracks(session, person_id=person_id, track_id=track_id)
-    trajectory = visits(session, tracks)
+    trajectory = visits(session, tracks, visit_gap_s=cfg.visit_gap_s)
     cams = {c.name: c for c in repo.list_cameras(session=session)}
     flat = [cams[v.camera] for v in trajectory if cams[v.camera].homography is None]
     units = "box_heights" if flat else "m"

@@ -78,10 +78,14 @@ def stale_track_count(*, session: Session) -> int:
 
 
 def foot_points(
-    *, session: Session, track_ids: Iterable[int]
+    *, session: Session, track_ids: Iterable[int], visible_only: bool = False
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per track, its detections' times (UTC epoch seconds) and foot points ``(n, 2)`` in ground
-    units, in frame order; tracks whose camera has no ground plane are left out."""
+    units, in frame order; tracks whose camera has no ground plane are left out.
+
+    ``visible_only`` drops boxes cut by the frame's bottom edge: their bottom is the edge, not
+    the feet, so their foot point can be metres off (a close camera cuts people at the knees).
+    """
     out: dict[int, tuple[list[float], list[tuple[float, float]]]] = {}
     for part in in_batches(sorted(set(track_ids))):
         stmt = (
@@ -90,6 +94,12 @@ def foot_points(
             .where(Detection.foot_x.is_not(None))
             .order_by(Detection.track_id, Detection.frame_idx)
         )
+        if visible_only:
+            stmt = (
+                stmt.join(Track, Track.id == Detection.track_id)
+                .join(Camera, Camera.id == Track.camera_id)
+                .where(Detection.y2 < Camera.height - 1)
+            )
         for tid, t, x, y in session.execute(stmt):
             ts, xy = out.setdefault(int(tid), ([], []))
             ts.append(t.timestamp())
