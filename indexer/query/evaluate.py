@@ -7,9 +7,9 @@ otherwise its largest truth box that is at least 90% visible and not cut by the 
 The crop's camera and frame name a truth box; the subject is the stored track whose box
 overlaps it most in that frame (IoU >= 0.5), or, when the detector missed the person there, in
 the identity's nearest frame of that camera where a stored box covers it. An identity no stored
-box ever covers is traced to nothing: its true visits count as missed. (Tracing by the crop's pixels through
-``search`` is the same question with the appearance search in front; this scores association
-and trajectories on their own.)
+box ever covers is traced to nothing: its true visits count as missed. (Tracing by the crop's
+pixels through ``search`` is the same question with the appearance search in front; this
+scores association and trajectories on their own.)
 
 **Trajectory scores.** A predicted visit matches a true one (``trajectories.json``) when the
 camera agrees and their temporal IoU is >= 0.5, one to one (best IoU first). Precision = matched
