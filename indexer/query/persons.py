@@ -234,9 +234,9 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
 def _learn_transit(
     tracks: list[TrackInfo], sim: np.ndarray, score: np.ndarray, cfg: PersonSettings
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """Per ordered camera pair, the 5th-95th percentile of the gaps between confident matches:
-    mutual nearest neighbours across the two cameras, cosine >= ``confident_similarity``,
-    feasible and disjoint in time."""
+    """Per ordered camera pair, the 5th-95th percentile of the gaps between confident matches
+    (outliers dropped): mutual nearest neighbours across the two cameras, cosine >=
+    ``confident_similarity``, feasible and disjoint in time."""
     cams = sorted({t.camera for t in tracks})
     idx = {c: np.array([i for i, t in enumerate(tracks) if t.camera == c]) for c in cams}
     gaps: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -256,11 +256,17 @@ def _learn_transit(
                 gap = second.start - first.end
                 if gap > cfg.overlap_tolerance_s:
                     gaps[(first.camera, second.camera)].append(gap)
-    return {
-        k: (float(np.percentile(v, 5)), float(np.percentile(v, 95)))
-        for k, v in gaps.items()
-        if len(v) >= cfg.min_transit_samples
-    }
+    out = {}
+    for k, v in gaps.items():
+        g = np.asarray(v)
+        # a confident match can still be wrong: drop gaps far from the rest (median +- 3 robust
+        # spreads, at least 20% of the median) before taking the 5th-95th percentile range
+        med = float(np.median(g))
+        spread = max(1.4826 * float(np.median(np.abs(g - med))), 0.2 * med)
+        g = g[np.abs(g - med) <= 3 * spread]
+        if len(g) >= cfg.min_transit_samples:
+            out[k] = (float(np.percentile(g, 5)), float(np.percentile(g, 95)))
+    return out
 
 
 def associate(

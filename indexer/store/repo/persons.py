@@ -62,7 +62,7 @@ def track_rows(*, session: Session) -> list[tuple[Track, Camera]]:
         .where((Video.status == "done") | Track.embedding.is_not(None))
         .order_by(Track.start_time, Track.id)
     )
-    return [(t, c) for t, c in session.execute(stmt).tuples()]
+    return [(t, c) for t, c in session.execute(stmt)]
 
 
 def stale_track_count(*, session: Session) -> int:
