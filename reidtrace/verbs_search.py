@@ -72,7 +72,7 @@ def _open_searcher(model: str | None, detector: str | None) -> Any:
 
 def _hit_row(rank: int, h: Any) -> str:
     return (
-        f"{rank:>4}  {h.score:6.3f}  {h.mean_score:6.3f}  {h.hits:>4}  {h.camera:<12} "
+        f"{rank:>4}  {h.score:6.3f}  {h.mean_score:6.3f}  {h.num_hits:>4}  {h.camera:<12} "
         f"{h.start:%Y-%m-%d %H:%M:%S}  {h.end:%H:%M:%S}  {h.track_id:>7}  {h.video_id:>5}  "
         f"{h.frame_idx:>6}  {h.sighting_id:>8}"
     )

@@ -13,7 +13,7 @@ the hits joined to their tracks in SQL and aggregated per track, best first:
   Nobody found is an error. ``mode="crop"`` skips the detector (it misses about 40 % of
   64x128 crops: docs/search.md), ``mode="frame"`` never treats the photo as a crop.
 * **Per-track aggregation**: a track's ``score`` is its best sighting's cosine similarity to the
-  query, ``mean_score`` the mean over its retrieved sightings and ``hits`` their number. Tracks
+  query, ``mean_score`` the mean over its retrieved sightings and ``num_hits`` their number. Tracks
   are ranked by ``score`` (ties: lower track id first): one clear view is the evidence a
   person is there, while a mean is pulled down by a track's blurred or occluded crops.
 * **Over-fetching**: ``top_k`` tracks need more than ``top_k`` sightings (several per track,
@@ -102,7 +102,7 @@ class TrackHit:
     end: datetime
     score: float  # best cosine similarity of the track's retrieved sightings to the query
     mean_score: float  # mean over the track's retrieved sightings
-    hits: int  # how many of the track's sightings were retrieved
+    num_hits: int  # how many of the track's sightings were retrieved
     sighting_id: int  # the best sighting: its JPEG is ``Sighting.thumbnail``
     frame_idx: int  # frame of the best sighting in its video
 
@@ -200,7 +200,7 @@ def aggregate_hits(
             end=p.end_time,
             score=float(s),
             mean_score=total[tid] / count[tid],
-            hits=count[tid],
+            num_hits=count[tid],
             sighting_id=p.sighting_id,
             frame_idx=p.frame_idx,
         )

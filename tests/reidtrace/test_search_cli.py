@@ -20,7 +20,7 @@ HIT_KEYS = {
     "end",
     "score",
     "mean_score",
-    "hits",
+    "num_hits",
     "sighting_id",
     "frame_idx",
     "thumbnail",

@@ -162,7 +162,7 @@ def test_aggregation_keeps_best_mean_and_count_per_track_ranked_by_best() -> Non
     assert [h.track_id for h in hits] == [8, 9, 7]
     t7 = hits[2]
     assert t7.score == pytest.approx(0.5) and t7.mean_score == pytest.approx(0.4)
-    assert t7.hits == 2 and t7.sighting_id == 1 and t7.frame_idx == 10
+    assert t7.num_hits == 2 and t7.sighting_id == 1 and t7.frame_idx == 10
     # a tie on the best score ranks the lower track id first
     tie = aggregate_hits(np.array([0.7, 0.7]), np.array([5, 3]), places)
     assert [h.track_id for h in tie] == [8, 9]
@@ -199,7 +199,7 @@ def test_a_track_s_own_vector_finds_it_first(store: Engine) -> None:
     tid, vec = track_of(store, "cam1", 3)
     hits = searcher_for(store, vec).search_vectors(vec[None], top_k=10)[0]
     assert hits[0].track_id == tid and hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert hits[0].camera == "cam1" and hits[0].hits >= 1
+    assert hits[0].camera == "cam1" and hits[0].num_hits >= 1
     assert len(hits) == 4  # every track of both cameras
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
