@@ -72,14 +72,15 @@ def _open_searcher(model: str | None, detector: str | None) -> Any:
 
 def _hit_row(rank: int, h: Any) -> str:
     return (
-        f"{rank:>4}  {h.score:6.3f}  {h.mean_score:6.3f}  {h.num_hits:>4}  {h.camera:<12} "
+        f"{rank:>4}  {h.mean_score:6.3f}  {h.score:6.3f}  {f'{h.num_hits}/{h.num_sightings}':>5}  "
+        f"{h.camera:<12} "
         f"{h.start:%Y-%m-%d %H:%M:%S}  {h.end:%H:%M:%S}  {h.track_id:>7}  {h.video_id:>5}  "
         f"{h.frame_idx:>6}  {h.sighting_id:>8}"
     )
 
 
 HEADER = (
-    "rank   score    mean  hits  camera       start                end          track  video"
+    "rank    mean    best   hits  camera       start                end          track  video"
     "   frame  sighting"
 )
 
@@ -102,6 +103,11 @@ def register(app: typer.Typer) -> None:
         ),
         rerank: bool = typer.Option(
             False, "--rerank", help="Alpha query expansion with the 5 nearest sightings."
+        ),
+        rank_by: str = typer.Option(
+            "mean",
+            "--rank-by",
+            help="Rank tracks by the mean similarity of their sightings (default) or the best.",
         ),
         box: int | None = typer.Option(
             None, "--box", help="With several people in the photo: search only person N (0..)."
@@ -139,6 +145,7 @@ def register(app: typer.Typer) -> None:
                 rerank=rerank,
                 mode="crop" if crop else "auto",
                 box=box,
+                rank_by=rank_by,
             )
             files = _write_thumbnails(searcher, results, thumbnails)
         doc = {
@@ -147,6 +154,7 @@ def register(app: typer.Typer) -> None:
             "kind": results[0].person.kind,
             "top_k": top_k,
             "rerank": rerank,
+            "rank_by": rank_by,
             "filters": {
                 "cameras": list(filters.cameras),
                 "from": None if filters.start is None else filters.start.isoformat(),

@@ -21,11 +21,12 @@ HIT_KEYS = {
     "score",
     "mean_score",
     "num_hits",
+    "num_sightings",
     "sighting_id",
     "frame_idx",
     "thumbnail",
 }
-DOC_KEYS = {"query", "model", "kind", "top_k", "rerank", "filters", "people"}
+DOC_KEYS = {"query", "model", "kind", "top_k", "rerank", "rank_by", "filters", "people"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_json_is_one_document_with_stable_keys(env: Path, tmp_path: Path, capsys
     for hit in person["hits"]:
         assert set(hit) == HIT_KEYS
         assert Path(hit["thumbnail"]).read_bytes()[:2] == b"\xff\xd8"  # the crop's own JPEG
-    scores = [h["score"] for h in person["hits"]]
+    scores = [h["mean_score"] for h in person["hits"]]
     assert scores == sorted(scores, reverse=True)
 
 
@@ -103,6 +104,7 @@ def test_table_and_filters(env: Path, capsys) -> None:
         (["--box", "-1"], "--box must be >= 0"),
         (["--box", "3"], "person crop"),
         (["--model", "default"], "not comparable"),
+        (["--rank-by", "median"], "unknown rank_by"),
     ],
 )
 def test_bad_input_is_one_line(env: Path, extra: list[str], needle: str, capsys) -> None:

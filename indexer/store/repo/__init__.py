@@ -40,6 +40,7 @@ from indexer.store.repo.sightings import (
     sighting_vectors,
     sightings_by_ids,
     sightings_for_track,
+    track_sighting_vectors,
 )
 from indexer.store.repo.tracks import (
     detections_for_track,
@@ -94,6 +95,7 @@ __all__ = [
     "track_count",
     "track_embedding",
     "track_embedding_update",
+    "track_sighting_vectors",
     "tracks_for_camera",
     "tracks_for_video",
     "update_job",

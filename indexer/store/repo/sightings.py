@@ -29,6 +29,7 @@ __all__ = [
     "sighting_vectors",
     "sightings_by_ids",
     "sightings_for_track",
+    "track_sighting_vectors",
 ]
 
 _F4 = np.dtype("<f4")  # vectors are stored little-endian float32 whatever the host
@@ -176,3 +177,21 @@ def sighting_vectors(*, session: Session, ids: Iterable[int]) -> tuple[np.ndarra
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     rows.sort(key=lambda r: r[0])
     return _stack(rows)
+
+
+def track_sighting_vectors(
+    *, session: Session, track_ids: Iterable[int], model: str | None = None
+) -> dict[int, np.ndarray]:
+    """Every sighting vector of each track (of ``model``), keyed by track id: (n, d) float32.
+
+    Search scores a candidate track by all of its crops, not only those the index returned.
+    """
+    wanted = sorted({int(t) for t in track_ids})
+    rows: dict[int, list[Any]] = {}
+    for part in in_batches(wanted):
+        stmt = select(Sighting.track_id, Sighting.id, Sighting.dim, Sighting.vector).where(
+            Sighting.track_id.in_(part), _model_filter(model)
+        )
+        for r in session.execute(stmt):
+            rows.setdefault(int(r[0]), []).append(r[1:])
+    return {tid: _stack(sorted(r, key=lambda x: x[0]))[1] for tid, r in rows.items()}

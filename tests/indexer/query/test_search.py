@@ -158,14 +158,24 @@ def test_aggregation_keeps_best_mean_and_count_per_track_ranked_by_best() -> Non
     places = {1: place(1, 7), 2: place(2, 7), 3: place(3, 8), 4: place(4, 7), 5: place(5, 9)}
     scores = np.array([0.9, 0.85, 0.5, 0.3, 0.85], np.float32)
     ids = np.array([3, 5, 1, 2, 99])  # 99: not in SQL any more (stale index): skipped
-    hits = aggregate_hits(scores, ids, places)
+    hits = aggregate_hits(scores, ids, places, rank_by="best")
     assert [h.track_id for h in hits] == [8, 9, 7]
     t7 = hits[2]
     assert t7.score == pytest.approx(0.5) and t7.mean_score == pytest.approx(0.4)
     assert t7.num_hits == 2 and t7.sighting_id == 1 and t7.frame_idx == 10
     # a tie on the best score ranks the lower track id first
-    tie = aggregate_hits(np.array([0.7, 0.7]), np.array([5, 3]), places)
+    tie = aggregate_hits(np.array([0.7, 0.7]), np.array([5, 3]), places, rank_by="best")
     assert [h.track_id for h in tie] == [8, 9]
+
+
+def test_mean_ranking_prefers_a_consistent_track_to_one_lucky_crop() -> None:
+    places = {1: place(1, 7), 2: place(2, 7), 3: place(3, 8), 4: place(4, 8)}
+    scores = np.array([0.9, 0.7, 0.65, 0.2], np.float32)  # track 8: one lucky crop (0.9)
+    ids = np.array([3, 1, 2, 4])
+    assert [h.track_id for h in aggregate_hits(scores, ids, places)] == [7, 8]  # 0.675 > 0.55
+    assert [h.track_id for h in aggregate_hits(scores, ids, places, rank_by="best")] == [8, 7]
+    with pytest.raises(ReidTraceError, match="unknown rank_by"):
+        aggregate_hits(scores, ids, places, rank_by="median")
 
 
 def test_aggregation_applies_the_time_window_by_overlap() -> None:
@@ -197,11 +207,34 @@ def test_time_window_and_times_are_checked() -> None:
 
 def test_a_track_s_own_vector_finds_it_first(store: Engine) -> None:
     tid, vec = track_of(store, "cam1", 3)
-    hits = searcher_for(store, vec).search_vectors(vec[None], top_k=10)[0]
+    searcher = searcher_for(store, vec)
+    hits = searcher.search_vectors(vec[None], top_k=10, rank_by="best")[0]
     assert hits[0].track_id == tid and hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert hits[0].camera == "cam1" and hits[0].num_hits >= 1
+    assert hits[0].camera == "cam1" and hits[0].num_hits == hits[0].num_sightings == 2
     assert len(hits) == 4  # every track of both cameras
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    by_mean = searcher.search_vectors(vec[None], top_k=10)[0]  # the default ranking
+    assert [h.mean_score for h in by_mean] == sorted((h.mean_score for h in by_mean), reverse=True)
+    assert {h.track_id for h in by_mean} == {h.track_id for h in hits}
+
+
+def test_mean_is_over_all_of_a_track_s_sightings_not_only_retrieved_ones(store: Engine) -> None:
+    class TopOne(NumpyIndex):  # an index that only ever returns its nearest vector
+        def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            scores, ids = super().search(queries, k)
+            return scores[:, :1], ids[:, :1]
+
+    tid, vec = track_of(store, "cam1", 3)
+    ids, vecs = stored_vectors(store)
+    searcher = Searcher(engine=store, index=TopOne(ids, vecs), embedder=FakeEmbedder(vec))
+    (hit,) = searcher.search_vectors(vec[None], top_k=1)[0]
+    with Session(store) as s:
+        both = [
+            repo.decode_vector(x.vector) for x in repo.sightings_for_track(session=s, track_id=tid)
+        ]
+    assert hit.track_id == tid and hit.num_hits == 1 and hit.num_sightings == 2
+    assert hit.mean_score == pytest.approx(float(np.mean([b @ vec for b in both])), abs=1e-5)
+    assert hit.mean_score < hit.score
 
 
 def test_camera_filter_and_unknown_camera(store: Engine) -> None:
@@ -261,7 +294,9 @@ def test_filters_never_shorten_a_list_that_could_be_full(store: Engine, session:
 
 def test_query_expansion_keeps_the_nearest_track_first(store: Engine) -> None:
     tid, vec = track_of(store, "cam1", 2)
-    hits = searcher_for(store, vec).search_vectors(vec[None], top_k=3, rerank=True)[0]
+    hits = searcher_for(store, vec).search_vectors(vec[None], top_k=3, rerank=True, rank_by="best")[
+        0
+    ]
     assert hits[0].track_id == tid and len(hits) == 3
 
 
@@ -284,7 +319,9 @@ def test_a_person_covering_the_photo_makes_it_a_crop(store: Engine, tmp_path: Pa
     tid, vec = track_of(store, "cam1", 3)
     side = float(np.sqrt(CROP_COVER)) + 0.01  # a box just above the threshold
     det = boxes_detector([[0, 0, 200 * side, 300 * side]])
-    out = searcher_for(store, vec, detector=det).search_image(photo(tmp_path), top_k=2)
+    out = searcher_for(store, vec, detector=det).search_image(
+        photo(tmp_path), top_k=2, rank_by="best"
+    )
     assert len(out) == 1 and out[0].person.kind == "crop"
     assert out[0].person.box == (0.0, 0.0, 200.0, 300.0)
     assert out[0].hits[0].track_id == tid
@@ -295,7 +332,7 @@ def test_a_frame_gives_one_list_per_person_or_the_chosen_box(store: Engine, tmp_
     det = boxes_detector([[120, 10, 150, 80], [10, 10, 40, 80]])  # right one first
     searcher = searcher_for(store, v1, detector=det)
     searcher.embedder = FakeEmbedder(np.stack([v1, v3]))  # left person -> v1, right -> v3
-    out = searcher.search_image(photo(tmp_path), top_k=1)
+    out = searcher.search_image(photo(tmp_path), top_k=1, rank_by="best")
     assert [r.person.kind for r in out] == ["frame", "frame"]
     assert [r.person.box[0] for r in out] == [10.0, 120.0]  # people left to right
     assert [r.hits[0].track_id for r in out] == [t1, t3]
