@@ -47,14 +47,17 @@ from indexer.store.repo.persons import (
     tracks_for_person,
 )
 from indexer.store.repo.sightings import (
+    SightingPlace,
     all_sighting_vectors,
     decode_vector,
     encode_vector,
     sighting_ids,
+    sighting_places,
     sighting_thumbnail,
     sighting_vectors,
     sightings_by_ids,
     sightings_for_track,
+    track_sighting_vectors,
 )
 from indexer.store.repo.tracks import (
     detections_for_track,
@@ -77,6 +80,7 @@ from indexer.store.repo.videos import (
 )
 
 __all__ = [
+    "SightingPlace",
     "all_sighting_vectors",
     "clear_persons",
     "commit_chunk",
@@ -110,6 +114,7 @@ __all__ = [
     "set_person_state",
     "set_video_status",
     "sighting_ids",
+    "sighting_places",
     "sighting_thumbnail",
     "sighting_vectors",
     "sightings_by_ids",
@@ -119,6 +124,7 @@ __all__ = [
     "track_embedding",
     "track_embedding_update",
     "track_rows",
+    "track_sighting_vectors",
     "tracks_for_camera",
     "tracks_for_person",
     "tracks_for_video",
