@@ -18,6 +18,73 @@ from reidtrace.app import friendly_errors
 __all__ = ["register"]
 
 
+def _photo_subject(image: Path, *, box: int | None, crop: bool) -> tuple[int, float]:
+    """The track that looks most like the person in ``image`` (the photo search of
+    ``reidtrace search``, ranked by mean similarity) and its score. A frame showing several
+    people needs ``box``; finding nobody, or no track, is a user error."""
+    from indexer.query.search import Searcher
+    from indexer.settings import load_settings
+    from indexer.store.db import make_engine
+    from reid.detect import create_detector
+    from reid.detect.catalog import resolve_detector
+    from reid.embed import create_embedder, default_model
+
+    s = load_settings()
+    made: dict[tuple[int, int], object] = {}
+
+    def detector(frame_hw: tuple[int, int]) -> object:  # the search verb's factory, per size
+        if frame_hw not in made:
+            chosen = resolve_detector("auto", {}, s.models_dir, frame_hw)
+            made[frame_hw] = create_detector(chosen.name, **chosen.options)
+        return made[frame_hw]
+
+    model = None if s.reid_model in ("", "default") else s.reid_model
+    searcher = Searcher.open(
+        engine=make_engine(s.database_url),
+        index_path=s.index_path,
+        embedder=create_embedder("onnx", path=model or default_model()),
+        detector=None if crop else detector,  # type: ignore[arg-type]
+        search_params=s.index.search_params or None,
+    )
+    results = searcher.search_image(image, top_k=1, mode="crop" if crop else "auto", box=box)
+    if len(results) > 1:
+        raise ReidTraceError(
+            f"the photo shows {len(results)} people: which one?",
+            hint=f"add --box N (0 to {len(results) - 1}, left to right), "
+            "see `reidtrace search IMAGE`",
+        )
+    hits = results[0].hits
+    if not hits:
+        raise ReidTraceError("no stored track looks like the photo", hint="ingest footage first")
+    return hits[0].track_id, hits[0].mean_score
+
+
+def _print_trace(doc: dict) -> None:
+    sub = doc["subject"]
+    head = f"person {sub['person_id']}: tracks {', '.join(map(str, sub['track_ids']))}"
+    if sub["kind"] == "photo":
+        head += f" (photo {sub['query']}, score {sub['score']:.3f})"
+    typer.echo(head)
+    for v in doc["trajectory"]:
+        typer.echo(
+            f"  {v['camera']:8s} {v['enter'][11:19]} - {v['leave'][11:19]}  "
+            f"confidence {v['confidence']:.2f}  tracks {v['track_ids']}"
+        )
+    d = doc["contact_definition"]
+    within = "co-appearing" if d["distance"] is None else f"within {d['distance']:g} {d['units']}"
+    typer.echo(f"contacts ({within} for >= {d['min_seconds']:g} s): {len(doc['contacts'])}")
+    for c in doc["contacts"]:
+        who = (
+            f"person {c['person_id']}" if c["person_id"] is not None else f"tracks {c['track_ids']}"
+        )
+        cams = ", ".join(f"{p['camera']} {p['exposure_s']:.1f} s" for p in c["per_camera"])
+        closest = "" if c["closest"] is None else f", closest {c['closest']:.2f} {c['units']}"
+        via = f" via person {c['via_person_id']}" if c["order"] > 1 else ""
+        typer.echo(f"  {who}{via}: {c['exposure_s']:.1f} s ({cams}){closest}")
+    for note in doc["notes"]:
+        typer.echo(f"note: {note}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``persons``, ``trace`` and ``evaluate-tracing`` to the ``reidtrace`` app."""
 
@@ -62,7 +129,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def trace(
-        image: Path | None = typer.Argument(None, help="A photo of the person (a crop)."),
+        image: Path | None = typer.Argument(
+            None, help="A photo of the person: a crop, or a frame (then --box picks one)."
+        ),
         track: int | None = typer.Option(None, "--track", help="Trace the person of this track."),
         person: int | None = typer.Option(None, "--person", help="Trace this person."),
         distance: float | None = typer.Option(
@@ -70,10 +139,16 @@ def register(app: typer.Typer) -> None:
             help="Contact distance: metres (default 2), or box heights without a ground plane.",
         ),
         min_seconds: float = typer.Option(5.0, help="Contact: at least this long within distance."),
-        depth: int = typer.Option(1, help="1: contacts; 2: also contacts of contacts."),
+        depth: int = typer.Option(1, help="1: contacts; 2 (or 3): also contacts of contacts."),
+        box: int | None = typer.Option(
+            None, "--box", help="With several people in the photo: trace person N (0..)."
+        ),
+        crop: bool = typer.Option(
+            False, "--crop", help="The photo is a person crop: use it whole, run no detector."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the trace document."),
     ) -> None:
-        """Where was this person, when, and who was close: a trajectory across cameras."""
+        """Where was this person, when, and who was close: trajectory across cameras, contacts."""
         from indexer.query.session import query_session
         from indexer.query.trace import check_contact_args
         from indexer.query.trace import trace as run
@@ -85,14 +160,12 @@ def register(app: typer.Typer) -> None:
             if sum(given) != 1:
                 raise ReidTraceError(
                     "give one subject: IMAGE, --track ID or --person ID",
-                    hint="e.g. `reidtrace trace --track 12`",
-                )
-            if image is not None:
-                raise ReidTraceError(
-                    "tracing by photo needs the photo search, which this build does not have",
-                    hint="trace a track instead: --track ID",
+                    hint="e.g. `reidtrace trace photo.jpg` or `reidtrace trace --track 12`",
                 )
             s = load_settings()
+            score = None
+            if image is not None:
+                track, score = _photo_subject(image, box=box, crop=crop)
             with query_session(s.database_url) as session:
                 doc = run(
                     session,
@@ -102,39 +175,50 @@ def register(app: typer.Typer) -> None:
                     distance=distance,
                     min_seconds=min_seconds,
                     depth=depth,
+                    query=None if image is None else str(image),
+                    score=score,
                 )
         if as_json:
             typer.echo(json.dumps(doc))
             return
-        sub = doc["subject"]
-        typer.echo(f"person {sub['person_id']}: tracks {', '.join(map(str, sub['track_ids']))}")
-        for v in doc["trajectory"]:
-            typer.echo(
-                f"  {v['camera']:8s} {v['enter'][11:19]} - {v['leave'][11:19]}  "
-                f"confidence {v['confidence']:.2f}  tracks {v['track_ids']}"
-            )
-        for note in doc["notes"]:
-            typer.echo(f"note: {note}")
+        _print_trace(doc)
 
     @app.command("evaluate-tracing")
     def evaluate_tracing(
         world: Path = typer.Option(..., help="An ingested synthetic world (reidtrace synth)."),
+        distance: float | None = typer.Option(None, help="Contact distance in metres (2)."),
+        min_seconds: float = typer.Option(5.0, help="Contact: at least this long within distance."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Trace every test identity of an ingested world by its query crop and score the
-        trajectories against the world's truth (fractions 0..1)."""
+        trajectories and contacts against the world's truth (fractions 0..1)."""
         from indexer.query.evaluate import evaluate_tracing as run
+        from indexer.query.trace import check_contact_args
         from indexer.settings import load_settings
 
         with friendly_errors(as_json):
+            check_contact_args(distance, min_seconds, 1)
             s = load_settings()
-            out = run(world, db_url=s.database_url, cfg=s.persons)
+            out = run(
+                world,
+                db_url=s.database_url,
+                cfg=s.persons,
+                distance=distance,
+                min_seconds=min_seconds,
+            )
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
             return
+        mae = out["exposure_mae_s"]
         typer.echo(
+            f"{out['identities']} test identities traced\n"
             f"trajectory precision {out['trajectory_precision']:.3f}  "
             f"recall {out['trajectory_recall']:.3f}  "
             f"({out['visits_matched']} of {out['visits_predicted']} predicted visits match, "
-            f"of {out['visits_true']} true; {out['identities']} identities)"
+            f"of {out['visits_true']} true)\n"
+            f"contact precision {out['contact_precision']:.3f}  "
+            f"recall {out['contact_recall']:.3f}  "
+            f"exposure error {'-' if mae is None else f'{mae:.1f} s'}  "
+            f"({out['contact_pairs_matched']} of {out['contact_pairs_predicted']} predicted "
+            f"pairs match, of {out['contact_pairs_true']} true)"
         )

@@ -16,10 +16,14 @@ camera agrees and their temporal IoU is >= 0.5, one to one (best IoU first). Pre
 predicted visits / predicted visits, recall = matched true visits / true visits, pooled over the
 traced identities.
 
-**Identities of stored tracks** (what contact scoring needs): each stored box is matched to the
-truth box of its frame with the highest IoU >= 0.5 (Hungarian per frame); a track is the
-identity most of its matched boxes belong to, and a person the identity with the most matched
-boxes over all its tracks.
+**Contact scores.** The traced subject's contacts (``indexer.query.contacts``, d = 2 m, T = 5 s
+by default) are mapped to truth identities and scored as directed pairs against
+``contacts.csv`` (``reid.evaluate.contact_scoring``: precision, recall, and the mean absolute
+error of the total exposure over matched pairs), restricted to the traced identities as
+subjects. A contact person's identity is the one with the most matched boxes over all of its
+tracks (each stored box matched to the truth box of its frame with the highest IoU >= 0.5,
+Hungarian per frame); a contact person of the subject's own identity (a person association
+split in two) is a false contact.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,14 +41,17 @@ from scipy.optimize import linear_sum_assignment
 from sqlalchemy.orm import Session
 
 from indexer.ingest.evaluate import world_tracks
+from indexer.query.contacts import DEFAULT_MIN_SECONDS, find_contacts
 from indexer.query.persons import ensure_persons
 from indexer.query.trajectory import person_tracks, visits
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from indexer.store.db import make_engine, make_session_factory
+from indexer.store.models import Track
 from reid.boxes import box_iou
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from reid.evaluate.contact_scoring import read_true_contacts, score_contacts
 
 __all__ = [
     "VisitSpan",
@@ -191,52 +199,96 @@ def _subject_track(gt: Detections, hyp: Detections, pid: int, frame: int) -> int
     return None
 
 
-def evaluate_tracing(world: str | Path, *, db_url: str, cfg: PersonSettings) -> dict:
-    """Trajectory precision and recall of every test identity of an ingested world, traced by
+def evaluate_tracing(
+    world: str | Path,
+    *,
+    db_url: str,
+    cfg: PersonSettings,
+    distance: float | None = None,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+) -> dict:
+    """Trajectory and contact scores of every test identity of an ingested world, traced by
     its query crop (module docstring); plus per identity what was predicted."""
     truth = read_world_truth(world)
+    if not truth.test_ids:
+        raise ReidTraceError(f"{world} has no test identities with visits", hint="check the world")
+    true_contacts = read_true_contacts(Path(world) / "contacts.csv")
     cams = {cam: (gt, hyp) for cam, gt, hyp in world_tracks(world, db_url=db_url)}
     engine = make_engine(db_url)
     tp = n_pred = n_true = 0
     per_identity: dict[str, dict] = {}
+    predicted_contacts: list[tuple[int, int | None, float]] = []
     try:
         with make_session_factory(engine)() as session:
             ensure_persons(session, cfg)
+            identity_of_person, identity_of_track = _identities(session, cams)
+            person_of = repo.person_map(session=session)
             for pid in truth.test_ids:
                 true = truth.trajectories[pid]
-                pred = _trace_identity(session, cams, truth, pid, cfg.visit_gap_s)
+                tracks = _subject_tracks(session, cams, truth, pid)
+                found = visits(session, tracks, visit_gap_s=cfg.visit_gap_s, ground_path=False)
+                pred = [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in found]
                 hits = score_visits(pred, true)
                 tp += hits
                 n_pred += len(pred)
                 n_true += len(true)
+                contacts = []
+                if tracks:
+                    rows = find_contacts(
+                        session,
+                        [t.id for t in tracks],
+                        person_of=person_of,
+                        distance=distance,
+                        min_seconds=min_seconds,
+                    ).rows
+                    for c in rows:
+                        who = (
+                            identity_of_person.get(c.person_id)
+                            if c.person_id is not None
+                            else _majority(identity_of_track, c.track_ids)
+                        )
+                        contacts.append((pid, who, c.exposure_s))
+                predicted_contacts += contacts
                 per_identity[str(pid)] = {
                     "true": len(true),
                     "predicted": len(pred),
                     "matched": hits,
+                    "contacts": [[who, round(e, 1)] for _, who, e in contacts],
                 }
     finally:
         engine.dispose()
-    if not truth.test_ids:
-        raise ReidTraceError(f"{world} has no test identities with visits", hint="check the world")
+    scored = score_contacts(predicted_contacts, true_contacts, subjects=truth.test_ids)
     return {
         "identities": len(truth.test_ids),
         "trajectory_precision": tp / n_pred if n_pred else 0.0,
         "trajectory_recall": tp / n_true if n_true else 0.0,
+        "contact_precision": scored.contact_precision,
+        "contact_recall": scored.contact_recall,
+        "exposure_mae_s": scored.exposure_mae_s,
         "visits_true": n_true,
         "visits_predicted": n_pred,
         "visits_matched": tp,
+        "contact_pairs_true": scored.true_pairs,
+        "contact_pairs_predicted": scored.predicted_pairs,
+        "contact_pairs_matched": scored.matched_pairs,
         "per_identity": per_identity,
     }
 
 
-def _trace_identity(
+def _majority(identity_of_track: dict[int, Counter[int]], track_ids: Iterable[int]) -> int | None:
+    votes: Counter[int] = Counter()
+    for t in track_ids:
+        votes.update(identity_of_track.get(t, Counter()))
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def _subject_tracks(
     session: Session,
     cams: dict[str, tuple[Detections, Detections]],
     truth: WorldTruth,
     pid: int,
-    visit_gap_s: float,
-) -> list[VisitSpan]:
-    """The predicted visits of ``pid``, traced from its query box (empty when not found)."""
+) -> list[Track]:
+    """The tracks of the person traced from ``pid``'s query box (empty when not found)."""
     cam, frame = truth.queries.get(pid, (None, None))
     order = [cam] if cam in cams else []
     order += [c for c in sorted(cams) if c not in order]
@@ -248,22 +300,21 @@ def _trace_identity(
         track = _subject_track(gt, hyp, pid, q[0])
         if track is None:
             return []
-        _, tracks = person_tracks(session, track_id=track)
-        found = visits(session, tracks, visit_gap_s=visit_gap_s, ground_path=False)
-        return [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in found]
+        return person_tracks(session, track_id=track)[1]
     return []
 
 
-def person_identities(
+def _identities(
     session: Session, cams: dict[str, tuple[Detections, Detections]]
-) -> dict[int, int]:
-    """Per stored person, its truth identity: the one with most matched boxes over its tracks."""
+) -> tuple[dict[int, int], dict[int, Counter[int]]]:
+    """Per stored person, its truth identity (the one with most matched boxes over its
+    tracks), and per track its matched boxes per identity."""
     per_track: dict[int, Counter[int]] = {}
     for gt, hyp in cams.values():
         per_track.update(box_identities(gt, hyp))
+    person_of = repo.person_map(session=session)
     votes: dict[int, Counter[int]] = defaultdict(Counter)
     for tid, counts in per_track.items():
-        track = repo.get_track(session=session, track_id=tid)
-        if track is not None and track.person_id is not None:
-            votes[track.person_id].update(counts)
-    return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}
+        if tid in person_of:
+            votes[person_of[tid]].update(counts)
+    return {p: c.most_common(1)[0][0] for p, c in votes.items() if c}, per_track

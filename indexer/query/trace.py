@@ -12,35 +12,32 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from indexer.query.contacts import DEFAULT_MIN_SECONDS, MAX_DEPTH, find_contacts
 from indexer.query.persons import ensure_persons
 from indexer.query.trajectory import person_tracks, visits
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from reid.errors import ReidTraceError
 
-__all__ = ["DEFAULT_DISTANCE", "DEFAULT_MIN_SECONDS", "TRACE_KEYS", "check_contact_args", "trace"]
-
-DEFAULT_DISTANCE = {"m": 2.0, "box_heights": 1.0}
-"""The contact distance when none is given (ARCHITECTURE.md): 2 m, or 1 box height."""
-
-DEFAULT_MIN_SECONDS = 5.0
+__all__ = ["TRACE_KEYS", "check_contact_args", "trace"]
 
 TRACE_KEYS = ("subject", "model", "contact_definition", "trajectory", "contacts", "notes")
 
 
 def check_contact_args(distance: float | None, min_seconds: float, depth: int) -> None:
-    """Refuse a negative distance or time, or a depth other than 1 or 2."""
-    if distance is not None and not distance >= 0:
+    """Refuse a negative distance or time, or a depth out of range, before any store work
+    (``find_contacts`` checks them again, with the same rules)."""
+    if distance is not None and not distance > 0:
         raise ReidTraceError(
-            f"--distance must be >= 0, got {distance}", hint="e.g. --distance 2 (metres)"
+            f"--distance must be > 0, got {distance}", hint="e.g. --distance 2 (metres)"
         )
     if not min_seconds >= 0:
         raise ReidTraceError(
             f"--min-seconds must be >= 0, got {min_seconds}", hint="e.g. --min-seconds 5"
         )
-    if depth not in (1, 2):
+    if not 1 <= depth <= MAX_DEPTH:
         raise ReidTraceError(
-            f"--depth must be 1 or 2, got {depth}",
+            f"--depth must be 1 to {MAX_DEPTH}, got {depth}",
             hint="1: direct contacts, 2: also contacts of contacts",
         )
 
@@ -54,8 +51,15 @@ def trace(
     distance: float | None = None,
     min_seconds: float = DEFAULT_MIN_SECONDS,
     depth: int = 1,
+    query: str | None = None,
+    score: float | None = None,
 ) -> dict[str, Any]:
-    """The trace document of a track's person, or of a person (see docs/query.md)."""
+    """The trace document of a track's person, or of a person (see docs/query.md).
+
+    ``query``/``score``: the photo and the search score that picked ``track_id`` (the subject
+    is then of kind ``photo``). Contacts come from :func:`indexer.query.contacts.find_contacts`
+    over the current persons.
+    """
     check_contact_args(distance, min_seconds, depth)
     if (track_id is None) == (person_id is None):
         raise ReidTraceError("give one subject: a track id or a person id", hint="--track ID")
@@ -63,33 +67,29 @@ def trace(
     pid, tracks = person_tracks(session, person_id=person_id, track_id=track_id)
     trajectory = visits(session, tracks, visit_gap_s=cfg.visit_gap_s)
     cams = {c.name: c for c in repo.list_cameras(session=session)}
-    flat = [cams[v.camera] for v in trajectory if cams[v.camera].homography is None]
-    units = "box_heights" if flat else "m"
-    notes = [
-        f"{c.name} has no ground homography: its visits have no ground path"
-        for c in {c.id: c for c in flat}.values()
-    ]
-    notes.append(
-        "contacts are not computed by this build: the contact query (indexer.query.contacts) "
-        "is not part of it yet"
-    )
+    flat = sorted({v.camera for v in trajectory if cams[v.camera].homography is None})
+    person_of = repo.person_map(session=session)
+    found = find_contacts(
+        session,
+        [t.id for t in tracks],
+        person_of=person_of,
+        distance=distance,
+        min_seconds=min_seconds,
+        depth=depth,
+    ).to_json()
+    notes = [f"{c} has no ground homography: its visits have no ground path" for c in flat]
+    kind = "photo" if query is not None else "track" if track_id is not None else "person"
     return {
         "subject": {
-            "kind": "track" if track_id is not None else "person",
-            "query": None,
+            "kind": kind,
+            "query": query,
             "person_id": pid,
             "track_ids": sorted(t.id for t in tracks),
-            "score": None,
+            "score": None if score is None else round(float(score), 6),
         },
         "model": ",".join(repo.embedder_names(session=session)),
-        "contact_definition": {
-            "distance": DEFAULT_DISTANCE[units] if distance is None else float(distance),
-            "units": units,
-            "min_seconds": float(min_seconds),
-            "depth": depth,
-            "window_s": None,
-        },
+        "contact_definition": found["contact_definition"],
         "trajectory": [v.as_dict() for v in trajectory],
-        "contacts": [],
-        "notes": notes,
+        "contacts": found["contacts"],
+        "notes": found["notes"] + notes,
     }

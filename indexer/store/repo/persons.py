@@ -25,6 +25,7 @@ __all__ = [
     "get_person",
     "get_person_state",
     "get_track",
+    "person_map",
     "set_person_links",
     "set_person_state",
     "stale_track_count",
@@ -39,6 +40,13 @@ def get_track(*, session: Session, track_id: int) -> Track | None:
 
 def get_person(*, session: Session, person_id: int) -> Person | None:
     return session.get(Person, person_id)
+
+
+def person_map(*, session: Session) -> dict[int, int]:
+    """Every linked track's person: ``{track_id: person_id}`` (what the contact query groups
+    by)."""
+    stmt = select(Track.id, Track.person_id).where(Track.person_id.is_not(None))
+    return {int(t): int(p) for t, p in session.execute(stmt)}
 
 
 def tracks_for_person(*, session: Session, person_id: int) -> list[Track]:

@@ -19,6 +19,7 @@ from indexer.query.evaluate import (
 from indexer.settings import IndexSettings, PersonSettings
 from reid.detections import Detections
 from reid.errors import ReidTraceError
+from tests.cli_helpers import run
 
 
 def test_score_visits_needs_the_camera_and_half_the_time() -> None:
@@ -89,10 +90,13 @@ def test_box_identities_vote_per_track() -> None:
     assert dict(got[100]) == {7: 1, 8: 1} and 101 not in got
 
 
-def test_evaluate_tracing_on_the_tiny_world(tiny_world, tiny_embedder, tmp_path: Path) -> None:
-    """Oracle boxes, 2 overlapping cameras, 8 s: every score is a fraction, the counts add up."""
+def test_evaluate_tracing_and_a_photo_trace_on_the_tiny_world(
+    tiny_world, tiny_embedder, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Oracle boxes, 2 overlapping cameras, 8 s: every score is a fraction, the counts add up;
+    and `reidtrace trace CROP` finds the crop's person through the photo search."""
     world, _ = tiny_world
-    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db_url = f"sqlite:///{tmp_path / 'reidtrace.db'}"
     report = ingest(
         [world],
         db_url=db_url,
@@ -109,3 +113,17 @@ def test_evaluate_tracing_on_the_tiny_world(tiny_world, tiny_embedder, tmp_path:
     )
     # oracle boxes, and the two cameras overlap: the ground plane alone links most people
     assert out["trajectory_recall"] >= 0.6 and out["trajectory_precision"] >= 0.6
+    for key in ("contact_precision", "contact_recall"):
+        assert 0.0 <= out[key] <= 1.0
+    assert out["exposure_mae_s"] is None or out["exposure_mae_s"] >= 0
+    # the CLI on the same store: trace a query crop by its pixels
+    monkeypatch.setenv("REIDTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("REIDTRACE_REID_MODEL", str(tiny_embedder))
+    crop = sorted((world / "market" / "query").glob("*.jpg"))[0]
+    code, text, err = run(["trace", str(crop), "--crop", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(text)
+    assert doc["subject"]["kind"] == "photo" and doc["subject"]["query"] == str(crop)
+    assert doc["subject"]["track_ids"] and 0 < doc["subject"]["score"] <= 1.0001
+    code, text, _ = run(["evaluate-tracing", "--world", str(world), "--json"], capsys)
+    assert code == 0 and json.loads(text)["visits_true"] == out["visits_true"]

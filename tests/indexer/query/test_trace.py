@@ -20,6 +20,10 @@ from tests.indexer.query.helpers import StoreBuilder, look
 
 SUBJECT_KEYS = {"kind", "query", "person_id", "track_ids", "score"}
 DEFINITION_KEYS = {"distance", "units", "min_seconds", "depth", "window_s"}
+CONTACT_KEYS = {
+    "person_id", "track_ids", "order", "via_person_id", "units", "exposure_s", "per_camera",
+    "closest", "first", "last", "thumbnail_sighting_id", "evidence",
+}  # fmt: skip
 VISIT_KEYS = {"camera", "video_id", "track_ids", "enter", "leave", "confidence", "ground_path"}
 
 
@@ -29,7 +33,8 @@ def build(session: Session) -> None:
     b.camera("cam2", ground=False)
     b.track("cam1", 0, 10, look(0), path=((0, 0), (10, 0)))
     b.track("cam2", 30, 40, look(0))
-    b.track("cam1", 0, 10, look(3), path=((0, 9), (10, 9)))
+    b.track("cam1", 0, 10, look(3), path=((0, 9), (10, 9)))  # 9 m away: no contact
+    b.track("cam1", 0, 10, look(5), path=((0, 1), (10, 1)))  # 1 m away for 10 s: a contact
 
 
 @pytest.fixture
@@ -54,10 +59,14 @@ def test_trace_document_keys_are_stable(session: Session) -> None:
     assert all(set(v) == VISIT_KEYS for v in doc["trajectory"])
     assert doc["subject"]["kind"] == "track" and doc["subject"]["track_ids"] == [1, 2]
     assert [v["camera"] for v in doc["trajectory"]] == ["cam1", "cam2"]
-    # cam2 has no ground plane: box heights, said in the notes
-    assert doc["contact_definition"]["units"] == "box_heights"
-    assert doc["contact_definition"]["distance"] == 1.0
-    assert any("cam2 has no ground homography" in n for n in doc["notes"])
+    # cam1 has a ground plane: metres; cam2 has none, which the notes say
+    assert doc["contact_definition"] == {
+        "distance": 2.0, "units": "m", "min_seconds": 5.0, "depth": 1, "window_s": None
+    }  # fmt: skip
+    assert "cam2 has no ground homography: its visits have no ground path" in doc["notes"]
+    (contact,) = doc["contacts"]
+    assert set(contact) == CONTACT_KEYS and contact["track_ids"] == [4]
+    assert contact["exposure_s"] == pytest.approx(10.0, abs=0.2) and contact["order"] == 1
     by_person = trace(session, PersonSettings(), person_id=doc["subject"]["person_id"])
     assert by_person["subject"]["kind"] == "person"
     assert by_person["trajectory"] == doc["trajectory"]
@@ -67,26 +76,26 @@ def test_trace_document_keys_are_stable(session: Session) -> None:
 def test_trace_refuses_bad_arguments(session: Session) -> None:
     build(session)
     cfg = PersonSettings()
-    with pytest.raises(ReidTraceError, match="--distance must be >= 0"):
+    with pytest.raises(ReidTraceError, match="--distance must be > 0"):
         trace(session, cfg, track_id=1, distance=-1.0)
-    with pytest.raises(ReidTraceError, match="--depth must be 1 or 2"):
-        trace(session, cfg, track_id=1, depth=3)
+    with pytest.raises(ReidTraceError, match="--depth must be 1 to 3"):
+        trace(session, cfg, track_id=1, depth=4)
     with pytest.raises(ReidTraceError, match="one subject"):
         trace(session, cfg)
 
 
 def test_cli_trace_and_persons(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["persons", "--json"], capsys)
-    assert code == 0 and json.loads(out)["persons"] == 2
+    assert code == 0 and json.loads(out)["persons"] == 3
     code, out, _ = run(["persons"], capsys)
     assert code == 0 and "up to date" in out
     code, out, _ = run(["trace", "--track", "2", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0 and tuple(doc) == TRACE_KEYS and doc["subject"]["track_ids"] == [1, 2]
     code, out, _ = run(["trace", "--person", str(doc["subject"]["person_id"])], capsys)
-    assert code == 0 and "cam1" in out and "cam2" in out
+    assert code == 0 and "cam1" in out and "cam2" in out and "contacts (within 2 m" in out
     code, out, _ = run(["persons", "--rebuild"], capsys)
-    assert code == 0 and out.startswith("rebuilt: 3 tracks in 2 persons")
+    assert code == 0 and out.startswith("rebuilt: 4 tracks in 3 persons")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +103,8 @@ def test_cli_trace_and_persons(home: Path, capsys: pytest.CaptureFixture[str]) -
     [
         (["trace", "--track", "999"], "no track with id 999"),
         (["trace", "--person", "999"], "no person with id 999"),
-        (["trace", "--track", "1", "--distance", "-2"], "--distance must be >= 0"),
+        (["trace", "--track", "1", "--distance", "-2"], "--distance must be > 0"),
+        (["trace", "--track", "1", "--depth", "0"], "--depth must be 1 to 3"),
         (["trace", "--track", "1", "--min-seconds", "-1"], "--min-seconds must be >= 0"),
         (["trace"], "give one subject"),
         (["trace", "--track", "1", "--person", "1"], "give one subject"),
