@@ -8,7 +8,9 @@ library lazily, so ``reidtrace --help`` stays fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,10 +20,9 @@ from reidtrace.app import friendly_errors
 __all__ = ["register"]
 
 
-def _photo_subject(image: Path, *, box: int | None, crop: bool) -> tuple[int, float]:
-    """The track that looks most like the person in ``image`` (the photo search of
-    ``reidtrace search``, ranked by mean similarity) and its score. A frame showing several
-    people needs ``box``; finding nobody, or no track, is a user error."""
+def _searcher(*, crop: bool) -> Any:
+    """The photo search of the current settings (``reidtrace search``'s), with the best
+    installed detector to find the people of a frame unless the photo is a known crop."""
     from indexer.query.search import Searcher
     from indexer.settings import load_settings
     from indexer.store.db import make_engine
@@ -30,22 +31,28 @@ def _photo_subject(image: Path, *, box: int | None, crop: bool) -> tuple[int, fl
     from reid.embed import create_embedder, default_model
 
     s = load_settings()
-    made: dict[tuple[int, int], object] = {}
+    made: dict[tuple[int, int], Any] = {}
 
-    def detector(frame_hw: tuple[int, int]) -> object:  # the search verb's factory, per size
+    def detector(frame_hw: tuple[int, int]) -> Any:  # one per photo size, as search does
         if frame_hw not in made:
             chosen = resolve_detector("auto", {}, s.models_dir, frame_hw)
             made[frame_hw] = create_detector(chosen.name, **chosen.options)
         return made[frame_hw]
 
     model = None if s.reid_model in ("", "default") else s.reid_model
-    searcher = Searcher.open(
+    return Searcher.open(
         engine=make_engine(s.database_url),
         index_path=s.index_path,
         embedder=create_embedder("onnx", path=model or default_model()),
-        detector=None if crop else detector,  # type: ignore[arg-type]
+        detector=None if crop else detector,
         search_params=s.index.search_params or None,
     )
+
+
+def _photo_subject(searcher: Any, image: Path, *, box: int | None, crop: bool) -> tuple[int, float]:
+    """The track that looks most like the person in ``image`` (ranked by mean similarity, as
+    ``reidtrace search`` ranks) and its score. A frame showing several people needs ``box``;
+    nobody in the photo, or no track, is a user error."""
     results = searcher.search_image(image, top_k=1, mode="crop" if crop else "auto", box=box)
     if len(results) > 1:
         raise ReidTraceError(
@@ -57,6 +64,21 @@ def _photo_subject(image: Path, *, box: int | None, crop: bool) -> tuple[int, fl
     if not hits:
         raise ReidTraceError("no stored track looks like the photo", hint="ingest footage first")
     return hits[0].track_id, hits[0].mean_score
+
+
+def _photo_tracks() -> Callable[[Path], int | None]:
+    """evaluate-tracing --query photo: crop file -> the track a search of it puts first."""
+    searcher = _searcher(crop=True)
+
+    def best(crop: Path) -> int | None:
+        try:
+            return _photo_subject(searcher, crop, box=None, crop=True)[0]
+        except ReidTraceError as err:
+            if "no stored track" in err.message:
+                return None
+            raise
+
+    return best
 
 
 def _print_trace(doc: dict) -> None:
@@ -165,7 +187,7 @@ def register(app: typer.Typer) -> None:
             s = load_settings()
             score = None
             if image is not None:
-                track, score = _photo_subject(image, box=box, crop=crop)
+                track, score = _photo_subject(_searcher(crop=crop), image, box=box, crop=crop)
             with query_session(s.database_url) as session:
                 doc = run(
                     session,
@@ -188,6 +210,11 @@ def register(app: typer.Typer) -> None:
         world: Path = typer.Option(..., help="An ingested synthetic world (reidtrace synth)."),
         distance: float | None = typer.Option(None, help="Contact distance in metres (2)."),
         min_seconds: float = typer.Option(5.0, help="Contact: at least this long within distance."),
+        query: str = typer.Option(
+            "box",
+            help="box: trace from the truth box of each identity's query crop; photo: from the "
+            "track a photo search of the crop ranks first.",
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Trace every test identity of an ingested world by its query crop and score the
@@ -198,6 +225,8 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors(as_json):
             check_contact_args(distance, min_seconds, 1)
+            if query not in ("box", "photo"):
+                raise ReidTraceError(f"--query must be box or photo, got {query!r}", hint="box")
             s = load_settings()
             out = run(
                 world,
@@ -205,13 +234,14 @@ def register(app: typer.Typer) -> None:
                 cfg=s.persons,
                 distance=distance,
                 min_seconds=min_seconds,
+                photo_track=None if query == "box" else _photo_tracks(),
             )
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
             return
         mae = out["exposure_mae_s"]
         typer.echo(
-            f"{out['identities']} test identities traced\n"
+            f"{out['identities']} test identities traced by {out['query']}\n"
             f"trajectory precision {out['trajectory_precision']:.3f}  "
             f"recall {out['trajectory_recall']:.3f}  "
             f"({out['visits_matched']} of {out['visits_predicted']} predicted visits match, "

@@ -7,9 +7,10 @@ otherwise its largest truth box that is at least 90% visible and not cut by the 
 The crop's camera and frame name a truth box; the subject is the stored track whose box
 overlaps it most in that frame (IoU >= 0.5), or, when the detector missed the person there, in
 the identity's nearest frame of that camera where a stored box covers it. An identity no stored
-box ever covers is traced to nothing: its true visits count as missed. (Tracing by the crop's
-pixels through ``search`` is the same question with the appearance search in front; this
-scores association and trajectories on their own.)
+box ever covers is traced to nothing: its true visits count as missed. This (``--query box``,
+the default) scores association, trajectories and contacts on their own; ``--query photo``
+puts the appearance search in front: an identity with a query crop is traced from the track
+the photo search ranks first for the crop's pixels (the others keep their truth box).
 
 **Trajectory scores.** A predicted visit matches a true one (``trajectories.json``) when the
 camera agrees and their temporal IoU is >= 0.5, one to one (best IoU first). Precision = matched
@@ -31,8 +32,8 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +80,7 @@ class WorldTruth:
     trajectories: dict[int, list[VisitSpan]]
     test_ids: list[int]
     queries: dict[int, tuple[str, int]]  # identity -> (camera, 0-based frame) of its query crop
+    query_files: dict[int, Path] = field(default_factory=dict)  # identity -> that crop's file
 
 
 def read_world_truth(world: str | Path) -> WorldTruth:
@@ -102,6 +104,7 @@ def read_world_truth(world: str | Path) -> WorldTruth:
             int(r["id"]) for r in csv.DictReader(f) if r["split"] == "test" and int(r["id"]) in traj
         )
     queries: dict[int, tuple[str, int]] = {}
+    files: dict[int, Path] = {}
     qdir = world / "market" / "query"
     for p in sorted(qdir.glob("*.jpg")) if qdir.is_dir() else []:
         parts = p.stem.split("_")
@@ -109,7 +112,8 @@ def read_world_truth(world: str | Path) -> WorldTruth:
         if pid > 0 and pid not in queries:
             cam = int(parts[1][1 : parts[1].index("s")])
             queries[pid] = (f"cam{cam}", int(parts[2]))
-    return WorldTruth(trajectories=traj, test_ids=test, queries=queries)
+            files[pid] = p
+    return WorldTruth(trajectories=traj, test_ids=test, queries=queries, query_files=files)
 
 
 def _temporal_iou(a: VisitSpan, b: VisitSpan) -> float:
@@ -206,9 +210,13 @@ def evaluate_tracing(
     cfg: PersonSettings,
     distance: float | None = None,
     min_seconds: float = DEFAULT_MIN_SECONDS,
+    photo_track: Callable[[Path], int | None] | None = None,
 ) -> dict:
     """Trajectory and contact scores of every test identity of an ingested world, traced by
-    its query crop (module docstring); plus per identity what was predicted."""
+    its query crop (module docstring); plus per identity what was predicted.
+
+    ``photo_track`` (crop file -> the track a photo search puts first, or None) traces the
+    identities that have a ``market/query`` crop by its pixels instead of its truth box."""
     truth = read_world_truth(world)
     if not truth.test_ids:
         raise ReidTraceError(f"{world} has no test identities with visits", hint="check the world")
@@ -225,7 +233,16 @@ def evaluate_tracing(
             person_of = repo.person_map(session=session)
             for pid in truth.test_ids:
                 true = truth.trajectories[pid]
-                tracks = _subject_tracks(session, cams, truth, pid)
+                photo = truth.query_files.get(pid) if photo_track is not None else None
+                if photo is not None and photo_track is not None:
+                    found_track = photo_track(photo)
+                    tracks = (
+                        []
+                        if found_track is None
+                        else person_tracks(session, track_id=found_track)[1]
+                    )
+                else:
+                    tracks = _subject_tracks(session, cams, truth, pid)
                 found = visits(session, tracks, visit_gap_s=cfg.visit_gap_s, ground_path=False)
                 pred = [(v.camera, v.enter.timestamp(), v.leave.timestamp()) for v in found]
                 hits = score_visits(pred, true)
@@ -259,6 +276,7 @@ def evaluate_tracing(
         engine.dispose()
     scored = score_contacts(predicted_contacts, true_contacts, subjects=truth.test_ids)
     return {
+        "query": "box" if photo_track is None else "photo",
         "identities": len(truth.test_ids),
         "trajectory_precision": tp / n_pred if n_pred else 0.0,
         "trajectory_recall": tp / n_true if n_true else 0.0,
