@@ -54,6 +54,7 @@ class PersonSettings(BaseModel):
     transit_bonus: float = 0.05  # score added to a transit inside the learned range
     min_transit_samples: int = 3  # learned transit times are used from this many matches on
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
+    block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
     visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
 
     @model_validator(mode="after")
@@ -71,6 +72,8 @@ class PersonSettings(BaseModel):
             raise ValueError(
                 "max_speed_mps, ground_slack_m, transit_slack_s, overlap_tolerance_s must be >= 0"
             )
+        if self.block_tracks < 2:
+            raise ValueError("block_tracks must be >= 2")
         if self.min_transit_samples < 1:
             raise ValueError("min_transit_samples must be >= 1")
         return self

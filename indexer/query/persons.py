@@ -38,6 +38,10 @@ sees stale persons. A **re-cluster** (every link dropped and recomputed: :func:`
 happens on ``reidtrace persons --rebuild``, and on its own when the thresholds or the embedder
 differ from those the stored persons were built with (recorded in ``person_state``).
 
+**Bounded memory.** Pairwise scores are O(n^2): above ``block_tracks`` tracks,
+:func:`associate_in_blocks` groups the new tracks in time order, half a block at a time, against
+the labelled tracks nearest in time.
+
 **Confidence** of a track in its person: the mean score to the person's other tracks, clipped to
 0..1 (1 for a person of one track).
 """
@@ -45,7 +49,7 @@ differ from those the stored persons were built with (recorded in ``person_state
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -59,6 +63,7 @@ __all__ = [
     "PersonUpdate",
     "TrackInfo",
     "associate",
+    "associate_in_blocks",
     "ensure_persons",
     "rebuild_persons",
     "update_persons",
@@ -324,6 +329,54 @@ def associate(
     return labels, conf, pairs.transit
 
 
+def associate_in_blocks(
+    tracks: list[TrackInfo], cfg: PersonSettings
+) -> tuple[list[int], np.ndarray, dict[tuple[str, str], tuple[float, float]]]:
+    """:func:`associate`, in bounded memory: at most ``cfg.block_tracks`` tracks at once.
+
+    The pairwise scores take O(n^2) memory, which a long archive or a Market gallery of 20k
+    crops cannot afford. Above the bound, the new tracks are grouped in time order, half a block
+    at a time, against the already labelled tracks nearest to them in time (locked, as in an
+    incremental update), so a person seen again only much later, beyond the block's time
+    reach, starts a new person. Same labels and confidences as :func:`associate` otherwise.
+    """
+    n = len(tracks)
+    block = cfg.block_tracks
+    if n <= block:
+        return associate(tracks, cfg)
+    labels: list[int | None] = [t.person for t in tracks]
+    conf = np.ones(n)
+    transit: dict[tuple[str, str], tuple[float, float]] = {}
+    new = sorted((i for i in range(n) if labels[i] is None), key=lambda i: tracks[i].start)
+    fresh = -1  # labels of new persons: -1, -2, ... across blocks
+    step = max(block // 2, 1)
+    for k in range(0, len(new), step):
+        chunk = new[k : k + step]
+        t0 = min(tracks[i].start for i in chunk)
+        t1 = max(tracks[i].end for i in chunk)
+        done = [i for i in range(n) if labels[i] is not None]
+        done.sort(key=lambda i: max(0.0, t0 - tracks[i].end, tracks[i].start - t1))
+        context = done[: block - len(chunk)]
+        # locked labels as positive stand-ins, so they cannot collide with associate's new ones
+        stand_in = {lab: j + 1 for j, lab in enumerate(sorted({labels[i] for i in context}))}  # type: ignore[type-var]
+        back = {v: lab for lab, v in stand_in.items()}
+        sub = [replace(tracks[i], person=stand_in[labels[i]]) for i in context]
+        sub += [replace(tracks[i], person=None) for i in chunk]
+        got, c, learned = associate(sub, cfg)
+        named: dict[int, int] = {}
+        for i, lab, ci in zip(context + chunk, got, c, strict=True):
+            if lab > 0:
+                labels[i] = back[lab]
+            else:
+                if lab not in named:
+                    named[lab] = fresh
+                    fresh -= 1
+                labels[i] = named[lab]
+            conf[i] = ci
+        transit.update(learned)
+    return [int(lab) for lab in labels], conf, transit  # type: ignore[arg-type]
+
+
 def _load(session: Session, *, keep_links: bool) -> list[TrackInfo]:
     rows: list[tuple[Track, Camera]] = repo.track_rows(session=session)
     grounded = [t.id for t, c in rows if c.homography is not None]
@@ -360,7 +413,7 @@ def update_persons(session: Session, cfg: PersonSettings, *, rebuild: bool = Fal
     if rebuild:
         repo.clear_persons(session=session, commit=False)
     tracks = _load(session, keep_links=not rebuild)
-    labels, conf, transit = associate(tracks, cfg)
+    labels, conf, transit = associate_in_blocks(tracks, cfg)
     new_labels = sorted({lab for lab in labels if lab < 0})
     ids = repo.create_persons(session=session, n=len(new_labels))
     to_person = dict(zip(new_labels, ids, strict=True))

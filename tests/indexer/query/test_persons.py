@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
-from indexer.query.persons import associate, ensure_persons, rebuild_persons, update_persons
+from indexer.query.persons import (
+    associate,
+    associate_in_blocks,
+    ensure_persons,
+    rebuild_persons,
+    update_persons,
+)
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from reid.errors import ReidTraceError
@@ -184,3 +190,23 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="min_transit_samples"):
         PersonSettings(min_transit_samples=0)
     assert np.isfinite(PersonSettings().link_similarity)
+
+
+def test_blocks_give_the_grouping_of_one_pass() -> None:
+    """Three people, each seen 4 times in turn by two cameras: grouped half a block (4 tracks)
+    at a time against the 4 labelled tracks nearest in time (which show all three), as in one
+    pass; with a block too small to see everyone again, a person splits."""
+    tracks = []
+    for k in range(12):
+        who = k % 3
+        tracks.append(info(k + 1, f"cam{1 + k % 2}", 20.0 * k, 20.0 * k + 10, look(who)))
+    one_pass, _, _ = associate(tracks, CFG)
+    blocked, conf, _ = associate_in_blocks(tracks, PersonSettings(block_tracks=8))
+    assert groups(blocked) == groups(one_pass) and len(groups(blocked)) == 3
+    small, _, _ = associate_in_blocks(tracks, PersonSettings(block_tracks=4))
+    assert len(groups(small)) > 3
+    assert all(lab < 0 for lab in blocked) and (conf > 0).all()
+    # locked persons keep their ids through the blocks
+    locked = [info(100, "cam1", -50, -40, look(0), person=42), *tracks]
+    labels, _, _ = associate_in_blocks(locked, PersonSettings(block_tracks=8))
+    assert labels[0] == 42 and labels[1] == 42  # the first track of person 0 joined person 42
