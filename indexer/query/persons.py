@@ -447,7 +447,7 @@ def ensure_persons(session: Session, cfg: PersonSettings) -> PersonUpdate | None
     """Make the persons current before a query: rebuild when the thresholds or the embedder
     changed since they were built, update when usable tracks have no person; None when nothing
     was stale. Raises when the store holds no tracks."""
-    if not repo.track_rows(session=session):
+    if not repo.stale_track_count(session=session, total=True):
         raise ReidTraceError(
             "the store holds no tracks", hint="ingest footage first: `reidtrace ingest PATH`"
         )

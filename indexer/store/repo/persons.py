@@ -73,15 +73,17 @@ def track_rows(*, session: Session) -> list[tuple[Track, Camera]]:
     return [(t, c) for t, c in session.execute(stmt)]
 
 
-def stale_track_count(*, session: Session) -> int:
-    """How many usable tracks (see :func:`track_rows`) have no person yet."""
+def stale_track_count(*, session: Session, total: bool = False) -> int:
+    """How many usable tracks (see :func:`track_rows`) have no person yet (``total``: how
+    many usable tracks there are)."""
     stmt = (
         select(func.count())
         .select_from(Track)
         .join(Video, Video.id == Track.video_id)
-        .where(Track.person_id.is_(None))
         .where((Video.status == "done") | Track.embedding.is_not(None))
     )
+    if not total:
+        stmt = stmt.where(Track.person_id.is_(None))
     return int(session.scalar(stmt) or 0)
 
 
