@@ -64,7 +64,7 @@ def detection_identities(session, world: Path) -> dict[int, int]:
             .join(Video, Video.id == Detection.video_id)
             .where(Video.camera_id == cid)
         )
-        rows = np.array(session.execute(stmt).all(), dtype=np.float64).reshape(-1, 6)
+        rows = np.array([tuple(r) for r in session.execute(stmt)], np.float64).reshape(-1, 6)
         for f in np.unique(rows[:, 1]).astype(int).tolist():
             # MOTChallenge frames are 1-based; stored frame_idx 0-based
             g = gt_frames.get(f + 1)
