@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -565,7 +565,9 @@ class _Search:
         smp = self._samples(det, codes)
         if smp is None:
             return []
-        obs = smp.obs
+        obs, pick, width = _subject_pairs(smp.obs)
+        if len(obs) == 0:
+            return []
         rows = [
             r
             for r in compute_contacts(obs, distance=1.0, min_seconds=d.min_seconds)
@@ -573,17 +575,16 @@ class _Search:
         ]
         if not rows:
             return []
-        pairs = close_pairs(obs, distance=1.0)
-        mine = obs.person[pairs.a] == 0
-        pa, pb, pdist = pairs.a[mine], pairs.b[mine], pairs.distance[mine]
+        pairs = close_pairs(obs, distance=1.0)  # subject (code 0) first in every pair
+        pa, pb, pdist = pick[pairs.a], pick[pairs.b], pairs.distance
         by_contact: dict[int, list[Any]] = defaultdict(list)
         for r in rows:
-            by_contact[r.contact].append(r)
+            by_contact[r.contact].append(replace(r, camera=r.camera // width))
         track_sets: dict[PersonKey, tuple[int, ...]] = {}
         out: dict[PersonKey, dict[str, Any]] = {}
         for code, crow in by_contact.items():
             key = keys[code - 1]
-            sel = obs.person[pb] == code
+            sel = smp.obs.person[pb] == code
             a, b, dist = pa[sel], pb[sel], pdist[sel]
             seen_tracks = smp.track[b]
             track_sets[key] = tuple(sorted(set(seen_tracks[seen_tracks >= 0].tolist())))
@@ -596,7 +597,7 @@ class _Search:
             )
             evidence: list[Evidence] = []
             for cam in sorted(modes, key=lambda c: self._cameras[c].name):
-                here = obs.camera[a] == cam
+                here = smp.obs.camera[a] == cam
                 evidence += self._evidence(smp, a[here], b[here], dist[here], cam)
             out[key] = {
                 "person_id": key[1] if key[0] == "p" else None,
@@ -782,6 +783,44 @@ class _Samples:
     track: np.ndarray
     box: np.ndarray
     real: np.ndarray
+
+
+def _subject_pairs(obs: Observations) -> tuple[Observations, np.ndarray, int]:
+    """Observations that pair the subject (person 0) with each other person, and nobody else.
+
+    Every (camera, person) becomes a camera of its own, holding that person's samples and a
+    copy of the subject's samples in the same frames: the shared definition then computes
+    ``s - 1`` pairs in a frame of ``s`` people instead of ``s (s - 1) / 2`` (the contacts'
+    pairs among themselves are never asked for), and still merges a person's cameras into one
+    total. Returns the observations, each sample's index in ``obs``, and the factor ``w`` of
+    the new camera ids (``camera * w + person``).
+    """
+    width = int(obs.person.max()) + 1
+    cam = obs.camera.astype(np.int64)
+    fmin = int(obs.frame.min())
+    span = int(obs.frame.max()) - fmin + 1
+    key = cam * span + (obs.frame - fmin)
+    subj = np.flatnonzero(obs.person == 0)
+    other = np.flatnonzero(obs.person != 0)
+    order = np.argsort(key[subj], kind="stable")
+    skeys = key[subj][order]
+    at = np.searchsorted(skeys, key[other])
+    ok = at < len(skeys)
+    ok[ok] = skeys[at[ok]] == key[other][ok]
+    other, mate = other[ok], subj[order[at[ok]]]
+    pick = np.concatenate([mate, other])
+    pseudo = np.tile(cam[other] * width + obs.person[other], 2)
+    pairs = Observations(
+        person=obs.person[pick],
+        camera=pseudo,
+        frame=obs.frame[pick],
+        time=obs.time[pick],
+        x=obs.x[pick],
+        y=obs.y[pick],
+        dt=obs.dt[pick],
+        scale=None if obs.scale is None else obs.scale[pick],
+    )
+    return pairs, pick, width
 
 
 def _bridge(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
