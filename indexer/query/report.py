@@ -106,6 +106,9 @@ svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 .thumb{height:150px;max-width:110px;object-fit:contain;border-radius:4px;background:#e9ecef}
 .evidence{grid-column:2/4;display:flex;flex-wrap:wrap;gap:10px}
 .evidence img{max-height:220px;border-radius:4px;display:block}
+.evidence figure{display:table}.evidence figcaption{display:table-caption;caption-side:bottom}
+.xbar{width:320px;height:8px;background:#eceef1;border-radius:4px;margin:6px 0 4px}
+.xbar span{display:block;height:8px;border-radius:4px}
 .muted{color:#7a8391}
 """
 
@@ -508,7 +511,7 @@ def _timeline_svg(visits: list[_Visit], contacts: list[_Contact], cameras: list[
 
     lanes = []
     y = 10
-    bar_h, row_h = 16, 7
+    bar_h, row_h = 16, 9
     for cam in cameras:
         rows = [c for c in contacts if cam in c.spans or cam in _per_camera(c)]
         lane_h = bar_h + 10 + row_h * len(rows)
@@ -546,9 +549,14 @@ def _timeline_svg(visits: list[_Visit], contacts: list[_Contact], cameras: list[
                 continue
             xa, xb = x(a), x(b)
             tip = f"#{c.rank} {c.label} in {cam}: {_clock(a)} to {_clock(b)} ({how})"
+            xb = max(xb, xa + 2)
+            # the rank beside the bar links it to the list without hovering (print, screenshots)
+            lx, anchor = (xb + 4, "start") if xb + 24 < left + inner else (xa - 4, "end")
             parts.append(
-                f'<rect x="{xa:.1f}" y="{ry}" width="{max(xb - xa, 2):.1f}" height="{row_h - 2}" '
+                f'<rect x="{xa:.1f}" y="{ry}" width="{xb - xa:.1f}" height="{row_h - 3}" '
                 f"{style}><title>{_e(tip)}</title></rect>"
+                f'<text x="{lx:.1f}" y="{ry + row_h - 3}" font-size="8.5" text-anchor="{anchor}" '
+                f'fill="{c.color}">#{c.rank}</text>'
             )
         lanes.append("".join(parts))
         y += lane_h + 6
@@ -881,7 +889,7 @@ def _trajectory_table(visits: list[_Visit]) -> str:
     return f'<table class="rows card"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def _contact_card(c: _Contact, source: ReportSource, units: str) -> str:
+def _contact_card(c: _Contact, source: ReportSource, units: str, longest: float) -> str:
     raw = c.raw
     sid = raw.get("thumbnail_sighting_id")
     data = source.thumbnail(int(sid)) if sid is not None else None
@@ -912,6 +920,7 @@ def _contact_card(c: _Contact, source: ReportSource, units: str) -> str:
         ("tracks", ", ".join(str(t) for t in raw.get("track_ids") or []) or "?"),
     ]
     table = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    share = 100.0 * float(total or 0.0) / longest if longest > 0 else 0.0
     evidence = "".join(c.pictures[k] for k in sorted(c.pictures))
     if not evidence:
         evidence = '<p class="muted">no evidence frames in the trace</p>'
@@ -919,7 +928,8 @@ def _contact_card(c: _Contact, source: ReportSource, units: str) -> str:
         f'<article class="card contact" id="contact-{c.rank}">'
         f'<div class="rank" style="border-color:{c.color}">{c.rank}</div>{thumb}'
         f'<div><h3>{_e(c.label)} <span class="muted">· {_e(order_text)}</span></h3>'
-        f"<table>{table}</table></div>"
+        f'<div class="xbar" title="exposure"><span style="width:{share:.1f}%;'
+        f'background:{c.color}"></span></div><table>{table}</table></div>'
         f'<div class="evidence">{evidence}</div></article>'
     )
 
@@ -994,7 +1004,8 @@ def render_report(
             f'{SUBJECT_COLOR}"></span>subject, the contact in its colour, the line joins their '
             "feet and is labelled with the distance.</p>"
         )
-        parts += [_contact_card(c, source, units) for c in contacts]
+        longest = max(float(c.raw.get("exposure_s") or 0.0) for c in contacts)
+        parts += [_contact_card(c, source, units, longest) for c in contacts]
     else:
         rule = _definition(trace["contact_definition"])
         parts.append(f'<p class="muted">No contacts: nobody stayed {_e(rule)}.</p>')
