@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,7 +258,9 @@ def main() -> None:
     engine = make_engine(args.db)
     with Session(engine) as session:
         trace = build_trace(session, args.world, args.subject)
+        t0 = time.perf_counter()
         write_report(trace, SqlReportSource(session), args.out)
+        render_s = time.perf_counter() - t0
     if args.json:
         args.json.write_text(json.dumps(trace, indent=1))
     subject = trace["subject"]["person_id"]
@@ -272,6 +275,8 @@ def main() -> None:
             {
                 "report": str(args.out),
                 "bytes": args.out.stat().st_size,
+                "render_s": round(render_s, 3),
+                "evidence_frames": sum(len(c["evidence"]) for c in trace["contacts"]),
                 "subject": subject,
                 "visits": len(trace["trajectory"]),
                 "contacts": {

@@ -87,7 +87,8 @@ h1{font-size:24px;margin:0 0 2px}h2{font-size:18px;margin:28px 0 10px;border-bot
 .sub{color:#5b6473;margin:0 0 16px}
 .card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:14px 16px}
 .subject{display:flex;gap:22px;align-items:flex-start;flex-wrap:wrap}
-figure{margin:0}figcaption{font-size:12px;color:#5b6473;margin-top:3px;max-width:420px}
+figure{margin:0}figcaption{font-size:12px;color:#5b6473;margin-top:3px;max-width:260px;
+overflow-wrap:anywhere}
 .pic{height:180px;border-radius:4px;border:1px solid #c9ced6;background:#e9ecef;display:block}
 .missing{display:flex;align-items:center;justify-content:center;text-align:center;
 font-size:12px;color:#7a8391;background:#eceef1;border:1px dashed #b8bec8;border-radius:4px;
@@ -416,49 +417,48 @@ def _evidence_roles(evidence: list[Mapping[str, Any]]) -> dict[int, str]:
 
 
 def _fill_evidence(contacts: list[_Contact], source: ReportSource, units: str) -> None:
-    """Every contact's evidence figures, reading each video's frames in batches."""
+    """Every contact's evidence figures, reading each video's frames in batches of
+    ``FRAME_BATCH`` (sorted, so a source can read forward) and cropping them at once."""
     wanted: dict[int, list[tuple[_Contact, int]]] = defaultdict(list)
+    roles: dict[int, dict[int, str]] = {}
     for c in contacts:
+        roles[c.rank] = _evidence_roles(c.raw.get("evidence") or [])
         for k, ev in enumerate(c.raw.get("evidence") or []):
             if ev.get("video_id") is not None and ev.get("frame_idx") is not None:
                 wanted[int(ev["video_id"])].append((c, k))
             else:
-                c.pictures[k] = _evidence_figure(None, ev, "", units, "no frame in the evidence")
+                c.pictures[k] = _evidence_figure(
+                    None, ev, roles[c.rank].get(k, ""), units, "no frame in the evidence"
+                )
     for video_id, items in sorted(wanted.items()):
         idxs = sorted({int(c.raw["evidence"][k]["frame_idx"]) for c, k in items})
-        frames: dict[int, np.ndarray] = {}
-        error = None
         for start in range(0, len(idxs), FRAME_BATCH):
+            batch = idxs[start : start + FRAME_BATCH]
+            error = None
             try:
-                frames = source.frames(video_id, idxs[start : start + FRAME_BATCH])
+                frames = source.frames(video_id, batch)
             except ReidTraceError as err:
-                error = f"video {video_id} unreadable: {err.message}"
-                frames = {}
-            batch = set(idxs[start : start + FRAME_BATCH])
+                error, frames = f"video {video_id} unreadable: {err.message}", {}
             for c, k in items:
                 ev = c.raw["evidence"][k]
                 f = int(ev["frame_idx"])
                 if f not in batch:
                     continue
-                roles = _evidence_roles(c.raw["evidence"])
-                if f in frames:
-                    dist = (
-                        _distance(ev.get("distance"), units)
-                        if ev.get("distance") is not None
-                        else ""
-                    )
-                    img = _evidence_crop(
-                        frames[f],
-                        _box(ev.get("subject_box")),
-                        _box(ev.get("contact_box")),
-                        c.color,
-                        dist,
-                    )
-                    c.pictures[k] = _evidence_figure(_encode_jpeg(img), ev, roles.get(k, ""), units)
-                else:
+                role = roles[c.rank].get(k, "")
+                if f not in frames:
                     why = error or f"frame {f} is past the end of video {video_id}"
-                    c.pictures[k] = _evidence_figure(None, ev, roles.get(k, ""), units, why)
-            frames = {}
+                    c.pictures[k] = _evidence_figure(None, ev, role, units, why)
+                    continue
+                dist = ev.get("distance")
+                img = _evidence_crop(
+                    frames[f],
+                    _box(ev.get("subject_box")),
+                    _box(ev.get("contact_box")),
+                    c.color,
+                    "" if dist is None else _distance(dist, units),
+                )
+                c.pictures[k] = _evidence_figure(_encode_jpeg(img), ev, role, units)
+            del frames  # the next batch's frames replace these, never join them
 
 
 def _evidence_figure(
