@@ -95,7 +95,9 @@ def _best_sighting(session: Session, track_ids: list[int]) -> int | None:
     return session.scalars(stmt).first()
 
 
-def build_trace(session: Session, world: Path, subject: int | None) -> dict[str, Any]:
+def build_trace(
+    session: Session, world: Path, subject: int | None, depth: int = 0
+) -> dict[str, Any]:
     ident = _identities(session, world)
     truth = list(csv.DictReader((world / "contacts.csv").open()))
     if subject is None:
@@ -219,6 +221,28 @@ def build_trace(session: Session, world: Path, subject: int | None) -> dict[str,
             }
         )
     contacts.sort(key=lambda c: -c["exposure_s"])
+    definition = {
+        "distance": DISTANCE,
+        "units": "m",
+        "min_seconds": MIN_SECONDS,
+        "depth": 1,
+        "window_s": None,
+    }
+    notes = [
+        "sample built by benchmarks/report_sample.py from stored rows: persons are the "
+        "world's identities (stored tracks matched to the truth by IoU), not the query engine's"
+    ]
+    if depth:  # the query engine's contacts instead, on the same persons
+        from indexer.query.contacts import find_contacts
+
+        answer = find_contacts(
+            session,
+            [t.id for t in sub_tracks],
+            person_of={tid: ident[tid][0] for tid in tracks},
+            depth=depth,
+        ).to_json()
+        contacts, definition = answer["contacts"], answer["contact_definition"]
+        notes = [*notes[:1], "contacts by indexer.query.contacts.find_contacts", *answer["notes"]]
     query = sorted((world / "market").glob(f"*/{subject:04d}_c*.jpg"))
     model = session.scalars(select(Sighting.model).limit(1)).first()
     return {
@@ -230,20 +254,10 @@ def build_trace(session: Session, world: Path, subject: int | None) -> dict[str,
             "score": None,
         },
         "model": model,
-        "contact_definition": {
-            "distance": DISTANCE,
-            "units": "m",
-            "min_seconds": MIN_SECONDS,
-            "depth": 1,
-            "window_s": None,
-        },
+        "contact_definition": definition,
         "trajectory": trajectory,
         "contacts": contacts,
-        "notes": [
-            "sample built by benchmarks/report_sample.py from stored rows: persons are the "
-            "world's identities (stored tracks matched to the truth by IoU), not the query "
-            "engine's",
-        ],
+        "notes": notes,
     }
 
 
@@ -254,10 +268,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/report.html"))
     ap.add_argument("--subject", type=int, default=None, help="world identity to trace")
     ap.add_argument("--json", type=Path, default=None, help="also write the trace here")
+    ap.add_argument(
+        "--engine-depth",
+        type=int,
+        default=0,
+        help="take the contacts from indexer.query.contacts.find_contacts at this depth (1-3) "
+        "instead of computing them here",
+    )
     args = ap.parse_args()
     engine = make_engine(args.db)
     with Session(engine) as session:
-        trace = build_trace(session, args.world, args.subject)
+        trace = build_trace(session, args.world, args.subject, args.engine_depth)
         t0 = time.perf_counter()
         write_report(trace, SqlReportSource(session), args.out)
         render_s = time.perf_counter() - t0
@@ -269,7 +290,11 @@ def main() -> None:
         for r in csv.DictReader((args.world / "contacts.csv").open())
         if int(r["subject"]) == subject
     }
-    found = {c["person_id"]: c["exposure_s"] for c in trace["contacts"]}
+    found = {
+        c["person_id"]: c["exposure_s"]
+        for c in trace["contacts"]
+        if c["order"] == 1 and c["person_id"] is not None  # None: a track matched to nobody
+    }
     print(
         json.dumps(
             {
@@ -279,6 +304,7 @@ def main() -> None:
                 "evidence_frames": sum(len(c["evidence"]) for c in trace["contacts"]),
                 "subject": subject,
                 "visits": len(trace["trajectory"]),
+                "rows": len(trace["contacts"]),
                 "contacts": {
                     str(p): {"stored_s": found.get(p), "truth_s": truth.get(p)}
                     for p in sorted(set(found) | set(truth))

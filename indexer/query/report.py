@@ -66,6 +66,9 @@ CONTACT_COLORS = (
 """One colour per contact, shared by the timeline, the site plan, the list and the evidence
 boxes (the subject is always blue, so blue is not among them)."""
 
+VIA_UNKNOWN_COLOR = "#212529"
+"""The box of the contact an order-2 contact came through, when the trace does not say who."""
+
 FRAME_BATCH = 32
 """Evidence frames fetched per call: bounds memory (a batch of 1080p frames is ~200 MB)."""
 
@@ -258,6 +261,10 @@ class _Contact:
     last: datetime | None
     # camera -> (first, last) time within d there, from the evidence frames
     spans: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    # whom the evidence's "subject_box" shows: the subject for order 1; for order 2 and up the
+    # contact it came through (find_contacts measures a contact of a contact from that person)
+    near_label: str = "the subject"
+    near_color: str = SUBJECT_COLOR
     pictures: dict[int, str] = field(default_factory=dict)  # evidence index -> HTML figure
 
 
@@ -289,9 +296,11 @@ def _person_label(raw: Mapping[str, Any]) -> str:
 
 
 def _contacts(trace: Mapping[str, Any]) -> list[_Contact]:
-    """Contacts ranked by exposure (stable: the trace's order breaks ties), with colours."""
+    """Contacts ranked as ``find_contacts`` ranks them: direct contacts first, then by
+    exposure (stable: the trace's order breaks ties); each gets its colour."""
     rows = sorted(
-        enumerate(trace["contacts"]), key=lambda r: (-float(r[1].get("exposure_s") or 0), r[0])
+        enumerate(trace["contacts"]),
+        key=lambda r: (int(r[1].get("order") or 1), -float(r[1].get("exposure_s") or 0), r[0]),
     )
     out = []
     for rank, (_, raw) in enumerate(rows, start=1):
@@ -310,6 +319,23 @@ def _contacts(trace: Mapping[str, Any]) -> list[_Contact]:
                 by_cam[str(ev.get("camera"))].append(t)
         c.spans = {cam: (min(ts), max(ts)) for cam, ts in by_cam.items()}
         out.append(c)
+    for c in out:
+        order = int(c.raw.get("order") or 1)
+        if order < 2:
+            continue
+        via = c.raw.get("via_person_id")
+        through = next(
+            (
+                v
+                for v in out
+                if via is not None
+                and v.raw.get("person_id") == via
+                and int(v.raw.get("order") or 1) == order - 1
+            ),
+            None,
+        )
+        c.near_label = f"person {via}" if via is not None else "a contact with no person id"
+        c.near_color = through.color if through is not None else VIA_UNKNOWN_COLOR
     return out
 
 
@@ -335,9 +361,11 @@ def _evidence_crop(
     contact_box: np.ndarray | None,
     color: str,
     label: str,
+    near_color: str = SUBJECT_COLOR,
 ) -> np.ndarray:
-    """The frame cropped around both people, their boxes drawn (subject blue, contact in its
-    colour), the feet joined by a line labelled with the distance."""
+    """The frame cropped around both people, their boxes drawn (subject blue, or for a contact
+    of a contact the one it came through, in that one's colour; the contact in its colour),
+    the feet joined by a line labelled with the distance."""
     h, w = frame.shape[:2]
     boxes = [b for b in (subject_box, contact_box) if b is not None]
     if boxes:
@@ -373,7 +401,7 @@ def _evidence_crop(
         return (box - np.array([cx0, cy0, cx0, cy0])) * scale
 
     feet = []
-    for box, col in ((subject_box, SUBJECT_COLOR), (contact_box, color)):
+    for box, col in ((subject_box, near_color), (contact_box, color)):
         if box is None:
             continue
         b = to_crop(box)
@@ -416,19 +444,26 @@ def _evidence_roles(evidence: list[Mapping[str, Any]]) -> dict[int, str]:
     return {k: ", ".join(dict.fromkeys(v)) for k, v in roles.items()}
 
 
-def _fill_evidence(contacts: list[_Contact], source: ReportSource, units: str) -> None:
+def _fill_evidence(
+    contacts: list[_Contact], source: ReportSource, cam_units: Mapping[str, str], units: str
+) -> None:
     """Every contact's evidence figures, reading each video's frames in batches of
     ``FRAME_BATCH`` (sorted, so a source can read forward) and cropping them at once."""
     wanted: dict[int, list[tuple[_Contact, int]]] = defaultdict(list)
     roles: dict[int, dict[int, str]] = {}
+    ev_units: dict[tuple[int, int], str] = {}
     for c in contacts:
         roles[c.rank] = _evidence_roles(c.raw.get("evidence") or [])
         for k, ev in enumerate(c.raw.get("evidence") or []):
+            # an evidence distance is in its camera's units (metres only with a homography)
+            ev_units[(c.rank, k)] = cam_units.get(
+                str(ev.get("camera")), str(c.raw.get("units") or units)
+            )
             if ev.get("video_id") is not None and ev.get("frame_idx") is not None:
                 wanted[int(ev["video_id"])].append((c, k))
             else:
                 c.pictures[k] = _evidence_figure(
-                    None, ev, roles[c.rank].get(k, ""), units, "no frame in the evidence"
+                    None, ev, roles[c.rank].get(k, ""), ev_units[(c.rank, k)], "no frame there"
                 )
     for video_id, items in sorted(wanted.items()):
         idxs = sorted({int(c.raw["evidence"][k]["frame_idx"]) for c, k in items})
@@ -444,10 +479,10 @@ def _fill_evidence(contacts: list[_Contact], source: ReportSource, units: str) -
                 f = int(ev["frame_idx"])
                 if f not in batch:
                     continue
-                role = roles[c.rank].get(k, "")
+                role, u = roles[c.rank].get(k, ""), ev_units[(c.rank, k)]
                 if f not in frames:
                     why = error or f"frame {f} is past the end of video {video_id}"
-                    c.pictures[k] = _evidence_figure(None, ev, role, units, why)
+                    c.pictures[k] = _evidence_figure(None, ev, role, u, why)
                     continue
                 dist = ev.get("distance")
                 img = _evidence_crop(
@@ -455,9 +490,10 @@ def _fill_evidence(contacts: list[_Contact], source: ReportSource, units: str) -
                     _box(ev.get("subject_box")),
                     _box(ev.get("contact_box")),
                     c.color,
-                    "" if dist is None else _distance(dist, units),
+                    "" if dist is None else _distance(dist, u),
+                    near_color=c.near_color,
                 )
-                c.pictures[k] = _evidence_figure(_encode_jpeg(img), ev, role, units)
+                c.pictures[k] = _evidence_figure(_encode_jpeg(img), ev, role, u)
             del frames  # the next batch's frames replace these, never join them
 
 
@@ -540,7 +576,7 @@ def _timeline_svg(visits: list[_Visit], contacts: list[_Contact], cameras: list[
             if cam in c.spans:
                 a, b = c.spans[cam]
                 style = f'fill="{c.color}"'
-                how = "first to last evidence frame"
+                how = f"first to last evidence frame near {c.near_label}"
             elif c.first is not None and c.last is not None:
                 a, b = c.first, c.last
                 style = f'fill="none" stroke="{c.color}" stroke-dasharray="3 2"'
@@ -638,7 +674,7 @@ def _nice_length(target: float) -> float:
 
 
 def _site_plan_svg(
-    visits: list[_Visit], contacts: list[_Contact], cameras: Sequence[CameraPublic], units: str
+    visits: list[_Visit], contacts: list[_Contact], cameras: Sequence[CameraPublic]
 ) -> tuple[str | None, list[str]]:
     notes: list[str] = []
     plan_cams: dict[str, _PlanCamera] = {}
@@ -663,16 +699,16 @@ def _site_plan_svg(
             if len(pts):
                 paths.append((v, pts))
     spots = []  # (contact, evidence, ground point) where the contact stood in an evidence frame
-    if units == "m":
-        for c in contacts:
-            for ev in c.raw.get("evidence") or []:
-                pc = plan_cams.get(str(ev.get("camera")))
-                box = _box(ev.get("contact_box"))
-                if pc is None or box is None:
-                    continue
-                g = apply_homography(pc.h, np.array([[(box[0] + box[2]) / 2, box[3]]]))[0]
-                if np.isfinite(g).all():
-                    spots.append((c, ev, g))
+    # a contact stands on the plan wherever its camera has a homography (its foot point)
+    for c in contacts:
+        for ev in c.raw.get("evidence") or []:
+            pc = plan_cams.get(str(ev.get("camera")))
+            box = _box(ev.get("contact_box"))
+            if pc is None or box is None:
+                continue
+            g = apply_homography(pc.h, np.array([[(box[0] + box[2]) / 2, box[3]]]))[0]
+            if np.isfinite(g).all():
+                spots.append((c, ev, g))
     if not paths:
         if not plan_cams:
             return None, ["no camera of this trace has a ground homography: no site plan"]
@@ -744,7 +780,7 @@ def _site_plan_svg(
         q = sx(g).split(",")
         tip = f"#{c.rank} {c.label} at {_clock(_time(ev.get('time'), 'evidence time'))}"
         if ev.get("distance") is not None:
-            tip += f", {_distance(ev['distance'], units)} from the subject"
+            tip += f", {_distance(ev['distance'], 'm')} from the subject"
         body.append(
             f'<circle cx="{q[0]}" cy="{q[1]}" r="4.5" fill="{c.color}" stroke="#fff" '
             f'stroke-width="1.2"><title>{_e(tip)}</title></circle>'
@@ -903,7 +939,12 @@ def _contact_card(c: _Contact, source: ReportSource, units: str, longest: float)
     )
     order = int(raw.get("order") or 1)
     via = raw.get("via_person_id")
-    order_text = "direct contact" if order == 1 else f"order {order}, via person {via}"
+    if order == 1:
+        order_text = "direct contact"
+    elif via is None:  # came through a contact that is a track with no cross-camera person
+        order_text = f"order {order}, via a contact with no person id"
+    else:
+        order_text = f"order {order}, via person {via}"
     per_cam = _per_camera(c)
     per_text = ", ".join(f"{cam} {_seconds(s)}" for cam, s in per_cam.items()) or "?"
     total = raw.get("exposure_s")
@@ -915,7 +956,7 @@ def _contact_card(c: _Contact, source: ReportSource, units: str, longest: float)
     rows = [
         ("exposure", f"{_seconds(total)}{overlap}"),
         ("per camera", per_text),
-        ("closest", _distance(raw.get("closest"), units)),
+        ("closest", _distance(raw.get("closest"), str(raw.get("units") or units))),
         ("first, last", f"{_clock(c.first)} to {_clock(c.last)} UTC"),
         ("tracks", ", ".join(str(t) for t in raw.get("track_ids") or []) or "?"),
     ]
@@ -924,6 +965,13 @@ def _contact_card(c: _Contact, source: ReportSource, units: str, longest: float)
     evidence = "".join(c.pictures[k] for k in sorted(c.pictures))
     if not evidence:
         evidence = '<p class="muted">no evidence frames in the trace</p>'
+    elif order >= 2:  # the frames show this contact beside whom it came through, not the subject
+        evidence = (
+            f'<p class="legend" style="flex-basis:100%;margin:0"><span class="sw" '
+            f'style="background:{c.near_color}"></span>{_e(c.near_label)} (the contact it '
+            f'came through) and <span class="sw" style="background:{c.color}"></span>'
+            f"{_e(c.label)}; distances are between these two</p>{evidence}"
+        )
     return (
         f'<article class="card contact" id="contact-{c.rank}">'
         f'<div class="rank" style="border-color:{c.color}">{c.rank}</div>{thumb}'
@@ -954,7 +1002,12 @@ def render_report(
         for k, v in enumerate(trace["trajectory"])
     ]
     contacts = _contacts(trace)
-    _fill_evidence(contacts, source, units)
+    cams = source.cameras()
+    cam_units = {
+        c.name: "m" if c.homography is not None and c.ground_units == "m" else "box_heights"
+        for c in cams
+    }
+    _fill_evidence(contacts, source, cam_units, units)
     cameras = _camera_order(visits, contacts)
     generated = generated or datetime.now(UTC)
 
@@ -979,12 +1032,13 @@ def render_report(
             f'<div class="card">{timeline}<p class="legend"><span class="sw" style="background:'
             f'{SUBJECT_COLOR}"></span>the subject in the camera &nbsp; thin bars: each contact, '
             "from its first to its last evidence frame in that camera (colours as in the "
-            "contact list; exposure counts only the moments within the distance)</p></div>"
+            "contact list; exposure counts only the moments within the distance; a contact of "
+            "order 2 was near the contact it came through, not necessarily the subject)</p></div>"
         ]
     else:
         parts.append('<p class="muted">No times to draw.</p>')
     parts.append("<h2>Site plan</h2>")
-    plan, plan_notes = _site_plan_svg(visits, contacts, source.cameras(), units)
+    plan, plan_notes = _site_plan_svg(visits, contacts, cams)
     if plan:
         parts.append(
             f'<div class="card">{plan}<p class="legend"><span class="sw" style="background:'
@@ -997,7 +1051,10 @@ def render_report(
     else:
         parts += [f'<p class="muted">{_e(n)}</p>' for n in plan_notes]
     parts += ["<h2>Trajectory</h2>", _trajectory_table(visits)]
-    parts.append(f"<h2>Contacts, by exposure ({len(contacts)})</h2>")
+    if any(int(c.raw.get("order") or 1) >= 2 for c in contacts):
+        parts.append(f"<h2>Contacts ({len(contacts)}): direct first, then by exposure</h2>")
+    else:
+        parts.append(f"<h2>Contacts, by exposure ({len(contacts)})</h2>")
     if contacts:
         parts.append(
             f'<p class="legend">Evidence frames: <span class="sw" style="background:'

@@ -222,7 +222,7 @@ def test_page_is_self_contained() -> None:
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in page  # the namespace, not a fetch
 
 
-def test_every_contact_is_shown_ranked_by_exposure() -> None:
+def test_every_contact_is_shown_ranked_direct_first_then_by_exposure() -> None:
     page = render_report(make_trace(), source())
     cards = articles(page)
     assert len(cards) == 3
@@ -230,17 +230,29 @@ def test_every_contact_is_shown_ranked_by_exposure() -> None:
     assert "cam1 30.1 s, camB 20.0 s" in cards[0]
     assert "overlapping cameras counted once" in cards[0]  # 34.5 < 30.1 + 20.0
     assert "0.80 m" in cards[0]  # closest, with its units
-    assert "person 7" in cards[1] and "6.2 s" in cards[1] and "order 2, via person 5" in cards[1]
-    assert "no thumbnail" in cards[1]  # its thumbnail bytes do not decode
-    assert "track 30" in cards[2] and "5.0 s" in cards[2] and "no evidence frames" in cards[2]
+    assert "track 30" in cards[1] and "5.0 s" in cards[1] and "no evidence frames" in cards[1]
+    # order 2 after every direct contact, though its exposure (6.2 s) beats track 30's
+    assert "person 7" in cards[2] and "6.2 s" in cards[2] and "order 2, via person 5" in cards[2]
+    assert "no thumbnail" in cards[2]  # its thumbnail bytes do not decode
+    # its evidence shows it beside person 5 (through whom it came), in person 5's colour
+    assert f'background:{report.CONTACT_COLORS[0]}"></span>person 5 (the contact it' in cards[2]
+    assert "near person 5)</title>" in page and "near the subject)</title>" in page
     # first / closest / last are named in the captions
     assert "0.80 m · closest" in cards[0] and "1.20 m · first" in cards[0]
     assert "1.90 m · last" in cards[0]
-    assert "Contacts, by exposure (3)" in page
+    # evidence distances are in their camera's units: camB has no homography
+    assert "camB · frame 50 · 12:00:45.0 · 1.10 box heights · first" in cards[0]
+    assert "Contacts (3): direct first, then by exposure" in page
     # the timeline has a lane per camera and a bar per contact and camera it was seen in
-    assert page.count("<title>#1 person 5 in ") == 2 and page.count("<title>#2 person 7 in") == 1
+    assert page.count("<title>#1 person 5 in ") == 2 and page.count("<title>#3 person 7 in") == 1
+    assert page.count("<title>#2 track 30 in camB") == 1  # no evidence: a dashed bar
     assert "<title>subject in camB: 12:00:40.0 to 12:01:10.0</title>" in page
     assert "depth 2 (contacts of contacts)" in page
+    trace = make_trace()
+    trace["contacts"][0]["via_person_id"] = None
+    assert "order 2, via a contact with no person id" in render_report(trace, source())
+    trace["contacts"] = trace["contacts"][1:]
+    assert "Contacts, by exposure (2)" in render_report(trace, source())
 
 
 def test_user_text_is_escaped() -> None:
@@ -325,8 +337,11 @@ def test_co_appearance_and_box_heights_units() -> None:
     assert "same camera, same time" in page and " m · " not in page
     trace = make_trace()
     trace["contact_definition"]["units"] = "box_heights"
-    page = render_report(trace, source())
+    for c in trace["contacts"]:
+        c["units"] = "box_heights"
+    page = render_report(trace, FakeSource([camera("cam1", 1), camera("camB", 2)]))
     assert "0.80 box heights" in page and "within 2 box heights in the image" in page
+    assert " m · " not in page and "0.80 m" not in page
 
 
 @pytest.mark.parametrize(
@@ -443,3 +458,21 @@ def test_sql_source_on_a_tiny_store(session: Session, camera: Camera, tmp_path: 
     assert page.count('alt="cam1 · frame') == 3 and page.count('alt="camB · frame') == 1
     assert f"frame 40 is past the end of video {video.id}" in page
     assert 'aria-label="site plan"' in page  # cam1's homography (10 px = 1 m, top-down)
+
+
+def _has_colour(img: np.ndarray, hex_color: str) -> bool:
+    b, g, r = (int(hex_color[i : i + 2], 16) for i in (5, 3, 1))
+    return bool((np.abs(img.astype(int) - [b, g, r]).sum(axis=2) < 30).any())
+
+
+def test_evidence_crop_draws_both_boxes_in_their_colours() -> None:
+    frame = np.full((360, 480, 3), 128, np.uint8)
+    subject, contact = np.array([200.0, 150, 230, 250]), np.array([240.0, 150, 270, 250])
+    img = report._evidence_crop(frame, subject, contact, "#2b8a3e", "0.80 m")
+    assert img.shape[0] == report.EVIDENCE_HEIGHT  # cropped around the two, then scaled
+    assert img.shape[1] < img.shape[0] * 2.2
+    assert _has_colour(img, report.SUBJECT_COLOR) and _has_colour(img, "#2b8a3e")
+    via = report._evidence_crop(frame, subject, contact, "#2b8a3e", "", near_color="#c92a2a")
+    assert _has_colour(via, "#c92a2a") and not _has_colour(via, report.SUBJECT_COLOR)
+    edge = report._evidence_crop(frame, np.array([0.0, 0, 20, 60]), None, "#2b8a3e", "")
+    assert edge.shape[0] == report.EVIDENCE_HEIGHT  # at the frame's corner: window slid inside
