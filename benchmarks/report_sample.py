@@ -5,16 +5,17 @@ Usage::
     reidtrace synth /tmp/d_world --seed 7 --cameras 2 --minutes 1
     REIDTRACE_HOME=/tmp/d_home reidtrace ingest /tmp/d_world
     python benchmarks/report_sample.py /tmp/d_world --db sqlite:////tmp/d_home/reidtrace.db \
-        --out /tmp/report.html [--subject ID] [--json /tmp/trace.json]
+        --out /tmp/report.html [--subject ID] [--json /tmp/trace.json] [--engine-depth 2]
 
 Builds the trace document of issue 22 by hand from the stored rows: every stored track is
 given the world identity its boxes overlap most (IoU >= 0.5 with the truth of that frame, on a
 majority of its boxes), so "persons" here are the truth's identities rather than the query
-engine's; the subject is ``--subject`` (default: the identity with the most true contacts);
-exposures come from ``reid.contacts.compute_contacts`` on the stored foot points, and the
-evidence frames (first, closest, last per camera) from the same frames. Then it renders the
-report through ``SqlReportSource`` and prints, per contact, the exposure from stored tracks
-next to the world's truth (``contacts.csv``), as one JSON line.
+engine's; the subject is ``--subject`` (default: the identity with the most true contacts).
+Contacts come from ``indexer.query.contacts.find_contacts`` with those persons when
+``--engine-depth N`` is given; otherwise from ``reid.contacts.compute_contacts`` on the stored
+foot points, with the evidence frames (first, closest, last per camera) from the same frames.
+Then it renders the report through ``SqlReportSource`` and prints, per direct contact, the
+exposure from stored tracks next to the world's truth (``contacts.csv``), as one JSON line.
 """
 
 from __future__ import annotations
