@@ -44,6 +44,7 @@ from indexer.store.models import Sighting
 from indexer.store.schemas import CameraPublic
 from reid.errors import ReidTraceError
 from reid.geometry import apply_homography, as_homography, camera_position
+from reid.video import read_frames_at
 
 __all__ = ["SqlReportSource", "render_report", "write_report"]
 
@@ -152,8 +153,6 @@ class SqlReportSource:
         return self.session.scalars(stmt).first()
 
     def frames(self, video_id: int, frame_idxs: Sequence[int]) -> dict[int, np.ndarray]:
-        from reid.video import read_frames_at  # OpenCV video I/O only when frames are wanted
-
         video = repo.get_video(session=self.session, video_id=int(video_id))
         if video.kind == "crops":
             raise ReidTraceError(
@@ -280,6 +279,10 @@ def _check(trace: object) -> Mapping[str, Any]:
     for key in ("trajectory", "contacts", "notes"):
         if not isinstance(trace[key], list):
             raise ReidTraceError(f"trace {key} must be a list", hint=_HINT_TRACE)
+    for key in ("trajectory", "contacts"):
+        for k, row in enumerate(trace[key]):
+            if not isinstance(row, Mapping) or not isinstance(row.get("evidence", []), list):
+                raise ReidTraceError(f"trace {key}[{k}] is not a {key} entry", hint=_HINT_TRACE)
     for key in ("subject", "contact_definition"):
         if not isinstance(trace[key], Mapping):
             raise ReidTraceError(f"trace {key} must be an object", hint=_HINT_TRACE)
@@ -1071,7 +1074,11 @@ def render_report(
 
 
 def write_report(
-    trace: Mapping[str, Any], source: ReportSource, path: str | os.PathLike[str]
+    trace: Mapping[str, Any],
+    source: ReportSource,
+    path: str | os.PathLike[str],
+    *,
+    generated: datetime | None = None,
 ) -> Path:
     """Render and write the report to ``path`` atomically (a reader never sees half a page).
 
@@ -1085,7 +1092,7 @@ def write_report(
         raise ReidTraceError(
             f"cannot write {out}: folder {out.parent} does not exist", hint="create it first"
         )
-    page = render_report(trace, source)
+    page = render_report(trace, source, generated=generated)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +349,7 @@ def test_co_appearance_and_box_heights_units() -> None:
     [
         (lambda t: t.pop("contacts"), "the trace has no contacts"),
         (lambda t: t.update(trajectory={}), "trajectory must be a list"),
+        (lambda t: t["contacts"].append("person 9"), r"contacts\[3\] is not a contacts entry"),
         (lambda t: t["trajectory"][0].update(enter="yesterday"), "not an ISO-8601 time"),
     ],
 )
@@ -364,8 +365,10 @@ def test_bad_traces_are_user_errors(mutate, needle) -> None:
 def test_write_report_is_atomic_and_checks_the_path(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     out.write_text("old")
-    assert write_report(make_trace(), source(), out) == out
+    when = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
+    assert write_report(make_trace(), source(), out, generated=when) == out
     assert out.read_text().startswith("<!DOCTYPE html>")
+    assert "generated 2025-01-02 03:04 UTC" in out.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temp file left
     bad = make_trace()
     bad["trajectory"][0]["leave"] = "soon"
