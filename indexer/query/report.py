@@ -1015,9 +1015,12 @@ def render_report(
     generated = generated or datetime.now(UTC)
 
     subj = trace["subject"]
-    title = f"Trace of {_person_label(subj)}"
-    if subj.get("kind") == "photo":
-        title += ", found by photo"
+    if subj.get("person_id") is None and not subj.get("track_ids"):
+        title = "Trace: nobody found" + (" for the photo" if subj.get("kind") == "photo" else "")
+    else:
+        title = f"Trace of {_person_label(subj)}"
+        if subj.get("kind") == "photo":
+            title += ", found by photo"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -319,7 +319,9 @@ def test_empty_trace_renders() -> None:
     assert articles(page) == []
     trace["trajectory"] = []
     trace["subject"]["track_ids"] = []
+    trace["subject"].update(kind="photo", person_id=None)
     page = render_report(trace, source())
+    assert "<h1>Trace: nobody found for the photo</h1>" in page
     assert "The subject was not found in any camera." in page
     assert "No times to draw." in page
 
