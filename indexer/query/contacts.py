@@ -25,7 +25,11 @@ Three ways to measure "close", chosen per camera:
 All three go through the one ``compute_contacts`` call with distances divided by each camera's
 threshold (so the call's ``d`` is 1 everywhere); reported distances are scaled back to the
 camera's own units. Thresholds are inclusive (``<= d``, exposure ``>= T``), as in
-``reid.contacts``. Interpolated boxes (confidence 0) are positions like any other.
+``reid.contacts``. Interpolated boxes (confidence 0) are positions like any other, and a
+person's short absences in one camera (hidden by others, up to ``bridge_s``, default 10 s, at a
+walkable speed) are filled with interpolated positions: the truth counts people who are almost
+entirely hidden, detectors do not see them (docs/contacts.md has the sweep behind 10 s). Only
+the subject's pairs are formed (``_subject_pairs``), never those among the other people.
 
 Interval query: a track lies inside its video, so a track overlapping ``[s, e]`` starts no
 earlier than the earliest start of the camera's videos that overlap ``[s, e]``; the candidates
@@ -216,9 +220,10 @@ def find_contacts(
     is in the subject's best units (metres where any of its cameras has a ground homography,
     else box heights; defaults 2.0 m and 1.0 box heights); ``box_heights`` overrides the
     threshold in cameras without a homography, ``window_s`` the co-appearance window of crop
-    galleries. ``depth`` 2 or 3 adds contacts of contacts (``order`` 2, 3) that are not the
-    subject or a contact of a lower order; ``tracks_of`` gives a person's tracks for those
-    (default: ``person_of`` inverted).
+    galleries; a person's absences of up to ``bridge_s`` in one camera (hidden by others) are
+    filled with interpolated positions (``_bridge``). ``depth`` 2 or 3 adds contacts of
+    contacts (``order`` 2, 3) that are not the subject or a contact of a lower order;
+    ``tracks_of`` gives a person's tracks for those (default: ``person_of`` inverted).
     """
     ids = _check_ids(subject_track_ids)
     _check_positive("min_seconds", min_seconds, zero_ok=True, hint="the default is 5.0 seconds")
@@ -227,7 +232,7 @@ def find_contacts(
     if box_heights is not None:
         _check_positive("box_heights", box_heights, hint="the default is 1.0 box heights")
     _check_positive("window_s", window_s, hint="the default is 2.0 seconds")
-    _check_positive("bridge_s", bridge_s, zero_ok=True, hint="0 = off; the default is 2.0 s")
+    _check_positive("bridge_s", bridge_s, zero_ok=True, hint="0 = off; the default is 10 s")
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
         raise ReidTraceError(
             f"contact depth must be an integer from 1 to {MAX_DEPTH}, got {depth!r}",
