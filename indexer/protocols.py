@@ -2,7 +2,7 @@
 
 Structural, like ``reid/protocols.py``: an implementation needs the methods, not our base
 class, so a FAISS index, a brute-force numpy index for tests, or a remote vector service can
-stand behind ``VectorIndex``; a SQL database or a fake behind ``Store``.
+stand behind ``VectorIndex``; a SQL database or a fake behind ``Store`` and ``ReportSource``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from indexer.store.schemas import ChunkResult, OpenedVideo, SightingCreate, VideoSpec
+from indexer.store.schemas import (
+    CameraPublic,
+    ChunkResult,
+    OpenedVideo,
+    SightingCreate,
+    VideoSpec,
+)
 from reid.detections import Detections
 
-__all__ = ["Store", "VectorIndex"]
+__all__ = ["ReportSource", "Store", "VectorIndex"]
 
 
 @runtime_checkable
@@ -71,4 +77,33 @@ class Store(Protocol):
     def close_video(self, video_id: int, status: str, error: str | None = None) -> int:
         """Mark the video ``"done"`` or ``"failed"`` (with ``error``); the number of tracks
         stored for it."""
+        ...
+
+
+@runtime_checkable
+class ReportSource(Protocol):
+    """The pictures and camera facts a trace report shows beside the trace itself.
+
+    A trace (``indexer.query``) holds ids, times and boxes; the HTML report also wants
+    thumbnails, the evidence frames and the cameras' geometry. Behind this protocol they come
+    from the SQL store and the footage (``indexer.query.report.SqlReportSource``) or, in tests,
+    from a fake. Four small reads rather than one: each can fail on its own (a deleted video
+    leaves the thumbnails readable), and the report says what is missing instead of failing.
+    """
+
+    def cameras(self) -> list[CameraPublic]:
+        """Every camera: name, resolution, image-to-ground homography (or None)."""
+        ...
+
+    def thumbnail(self, sighting_id: int) -> bytes | None:
+        """The sighting's JPEG thumbnail; None when there is none (or no such sighting)."""
+        ...
+
+    def track_thumbnail(self, track_ids: Sequence[int]) -> bytes | None:
+        """The best (highest-quality) JPEG thumbnail among the tracks' sightings, or None."""
+        ...
+
+    def frames(self, video_id: int, frame_idxs: Sequence[int]) -> dict[int, np.ndarray]:
+        """BGR frames of a video by index (absent: past its end); ``ReidTraceError`` when the
+        video cannot be read at all (unknown id, file moved, crops without frames)."""
         ...

@@ -114,3 +114,41 @@ class PinholeCamera:
         """Compass direction from ground points towards the camera (for view angles)."""
         d = np.asarray(self.position[:2]) - np.asarray(xy, np.float64).reshape(-1, 2)
         return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+
+
+def camera_position(
+    image_to_ground: np.ndarray, width: int, height: int
+) -> tuple[float, float, float] | None:
+    """Where a camera stands, ``(x, y, height)`` in ground units, from its homography alone.
+
+    Real cameras only supply the image-to-ground homography, but a site plan wants their
+    positions. Assuming the pinhole model of :class:`PinholeCamera` (square pixels, principal
+    point at the image centre, no skew), the homography fixes the focal length (the first two
+    columns of ``K^-1 H_ground_to_image`` are orthogonal and of equal length: Zhang's
+    constraints, solved in least squares for ``1/f^2``) and then the pose. ``None`` when the
+    homography does not fit that model (no positive focal length, camera not above the ground).
+    """
+    h_i2g = as_homography(image_to_ground, name="image_to_ground")
+    g = np.linalg.inv(h_i2g)
+    g = np.array([[1.0, 0, -width / 2], [0, 1.0, -height / 2], [0, 0, 1.0]]) @ g
+    g1, g2 = g[:, 0], g[:, 1]
+    # r1 . r2 = 0 and |r1| = |r2|, with (x, y) rows scaled by 1/f: a * (1/f^2) + b = 0 each.
+    a = np.array(
+        [g1[0] * g2[0] + g1[1] * g2[1], (g1[0] ** 2 + g1[1] ** 2) - (g2[0] ** 2 + g2[1] ** 2)]
+    )
+    b = np.array([g1[2] * g2[2], g1[2] ** 2 - g2[2] ** 2])
+    denom = float(a @ a)
+    if denom < 1e-18:
+        return None
+    inv_f2 = -float(a @ b) / denom
+    if not np.isfinite(inv_f2) or inv_f2 <= 0:
+        return None
+    m = np.diag([math.sqrt(inv_f2), math.sqrt(inv_f2), 1.0]) @ g  # = s [r1 r2 t]
+    scale = (np.linalg.norm(m[:, 0]) + np.linalg.norm(m[:, 1])) / 2
+    for sign in (1.0, -1.0):
+        r1, r2, t = (sign * m[:, k] / scale for k in range(3))
+        r = np.column_stack([r1, r2, np.cross(r1, r2)])
+        centre = -r.T @ t
+        if centre[2] > 0:  # the camera is above the ground it looks at
+            return float(centre[0]), float(centre[1]), float(centre[2])
+    return None

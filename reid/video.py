@@ -8,7 +8,7 @@ truncated files are reported as ``ReidTraceError`` with the reason, never as a c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,5 +126,48 @@ def read_frames(info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarr
                 return
             yield k, frame
             k += 1
+    finally:
+        cap.release()
+
+
+def read_frames_at(path: str | Path, frame_idxs: Iterable[int]) -> dict[int, np.ndarray]:
+    """The frames at ``frame_idxs`` of a video file or frame folder, keyed by index.
+
+    For pictures of a few chosen moments (the trace report's evidence frames). A video is read
+    in one forward pass that grabs every frame and decodes only the wanted ones: exact for every
+    codec, where seeking (``CAP_PROP_POS_FRAMES``) is not. Indices past the end are simply
+    absent from the result; a missing or unreadable file is a ``ReidTraceError``.
+    """
+    path = Path(path)
+    wanted = sorted({int(k) for k in frame_idxs if int(k) >= 0})
+    if not path.exists():
+        raise ReidTraceError(f"{path} does not exist", hint="was the footage moved or deleted?")
+    if not wanted:
+        return {}
+    if path.is_dir():
+        files = _frame_files(path)
+        out: dict[int, np.ndarray] = {}
+        for k in wanted:
+            if k < len(files) and (img := cv2.imread(str(files[k]))) is not None:
+                out[k] = img
+        return out
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise ReidTraceError(
+                f"OpenCV cannot open {path} as a video", hint="is it a video file, and complete?"
+            )
+        out = {}
+        k = 0
+        for target in wanted:
+            while k < target and cap.grab():
+                k += 1
+            if k < target or not cap.grab():
+                break  # the file ends before ``target``
+            ok, frame = cap.retrieve()
+            if ok and frame is not None:
+                out[target] = frame
+            k += 1
+        return out
     finally:
         cap.release()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from reid.errors import ReidTraceError
-from reid.geometry import PinholeCamera, apply_homography, as_homography
+from reid.geometry import PinholeCamera, apply_homography, as_homography, camera_position
 from reid.synth.site import RIGS
 
 
@@ -52,3 +52,18 @@ def test_bad_homographies_are_user_errors(value) -> None:
 
 def test_homography_is_normalised() -> None:
     assert as_homography(np.eye(3) * 4)[2, 2] == 1.0
+
+
+@pytest.mark.parametrize("rig", RIGS, ids=lambda r: r.name)
+def test_camera_position_is_recovered_from_the_homography(rig) -> None:
+    cam = rig.camera(480, 360)
+    got = camera_position(cam.image_to_ground, 480, 360)
+    assert got is not None
+    assert np.allclose(got, cam.position, atol=1e-6)
+    # any overall scale of the homography describes the same camera
+    assert np.allclose(camera_position(cam.image_to_ground * -3.0, 480, 360), cam.position)
+
+
+def test_camera_position_of_a_non_camera_homography_is_none() -> None:
+    # a pure scaling (the tests' "10 px = 1 m" top-down map) is no pinhole camera above ground
+    assert camera_position(np.diag([0.1, 0.1, 1.0]), 640, 480) is None

@@ -25,7 +25,11 @@ Three ways to measure "close", chosen per camera:
 All three go through the one ``compute_contacts`` call with distances divided by each camera's
 threshold (so the call's ``d`` is 1 everywhere); reported distances are scaled back to the
 camera's own units. Thresholds are inclusive (``<= d``, exposure ``>= T``), as in
-``reid.contacts``. Interpolated boxes (confidence 0) are positions like any other.
+``reid.contacts``. Interpolated boxes (confidence 0) are positions like any other, and a
+person's short absences in one camera (hidden by others, up to ``bridge_s``, default 10 s, at a
+walkable speed) are filled with interpolated positions: the truth counts people who are almost
+entirely hidden, detectors do not see them (docs/contacts.md has the sweep behind 10 s). Only
+the subject's pairs are formed (``_subject_pairs``), never those among the other people.
 
 Interval query: a track lies inside its video, so a track overlapping ``[s, e]`` starts no
 earlier than the earliest start of the camera's videos that overlap ``[s, e]``; the candidates
@@ -39,7 +43,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -70,7 +74,11 @@ DEFAULT_DISTANCE_M = 2.0
 DEFAULT_BOX_HEIGHTS = 1.0
 DEFAULT_MIN_SECONDS = 5.0
 DEFAULT_WINDOW_S = 2.0
-DEFAULT_BRIDGE_S = 2.0
+DEFAULT_BRIDGE_S = 10.0
+MAX_BRIDGE_SPEED_M_S = 3.0
+"""A gap is bridged only if walking straight across it is humanly possible (a brisk walk is
+1.5-2 m/s); in cameras without a homography a person is taken as 1.7 m tall."""
+PERSON_HEIGHT_M = 1.7
 MAX_DEPTH = 3
 EVIDENCE_PER_CAMERA = 3  # first, closest, last
 
@@ -212,9 +220,10 @@ def find_contacts(
     is in the subject's best units (metres where any of its cameras has a ground homography,
     else box heights; defaults 2.0 m and 1.0 box heights); ``box_heights`` overrides the
     threshold in cameras without a homography, ``window_s`` the co-appearance window of crop
-    galleries. ``depth`` 2 or 3 adds contacts of contacts (``order`` 2, 3) that are not the
-    subject or a contact of a lower order; ``tracks_of`` gives a person's tracks for those
-    (default: ``person_of`` inverted).
+    galleries; a person's absences of up to ``bridge_s`` in one camera (hidden by others) are
+    filled with interpolated positions (``_bridge``). ``depth`` 2 or 3 adds contacts of
+    contacts (``order`` 2, 3) that are not the subject or a contact of a lower order;
+    ``tracks_of`` gives a person's tracks for those (default: ``person_of`` inverted).
     """
     ids = _check_ids(subject_track_ids)
     _check_positive("min_seconds", min_seconds, zero_ok=True, hint="the default is 5.0 seconds")
@@ -223,7 +232,7 @@ def find_contacts(
     if box_heights is not None:
         _check_positive("box_heights", box_heights, hint="the default is 1.0 box heights")
     _check_positive("window_s", window_s, hint="the default is 2.0 seconds")
-    _check_positive("bridge_s", bridge_s, zero_ok=True, hint="0 = off; the default is 2.0 s")
+    _check_positive("bridge_s", bridge_s, zero_ok=True, hint="0 = off; the default is 10 s")
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
         raise ReidTraceError(
             f"contact depth must be an integer from 1 to {MAX_DEPTH}, got {depth!r}",
@@ -415,7 +424,7 @@ class _Search:
             Track.start_time <= end,
             Track.end_time >= start,
         )
-        return [_TrackRow(*row) for row in self.session.execute(stmt)]
+        return [_TrackRow(*row) for row in self.session.connection().execute(stmt)]
 
     def detections(self, tracks: Sequence[_TrackRow], start: datetime, end: datetime) -> np.ndarray:
         """Rows ``(track_id, video_id, frame_idx, x1, y1, x2, y2, confidence, foot_x, foot_y)``
@@ -445,9 +454,10 @@ class _Search:
                     Detection.frame_idx >= lo,
                     Detection.frame_idx <= hi,
                 )
-                rows = self.session.execute(stmt).all()
+                # plain tuples: numpy probes a Row by key lookups, 10x slower; None -> NaN
+                rows = [tuple(r) for r in self.session.connection().execute(stmt).fetchall()]
                 if rows:
-                    parts.append(np.array(rows, dtype=np.float64))  # None -> NaN
+                    parts.append(np.array(rows, dtype=np.float64))
         return np.concatenate(parts) if parts else np.zeros((0, 10))
 
     def best_sightings(self, track_sets: Mapping[PersonKey, Iterable[int]]) -> dict[PersonKey, int]:
@@ -545,20 +555,24 @@ class _Search:
             return []
         keys: list[PersonKey] = []
         code_of: dict[PersonKey, int] = {}
-        codes = np.empty(len(det), np.int64)
-        for i, tid in enumerate(det[:, 0].astype(np.int64).tolist()):
+        tracks, inverse = np.unique(det[:, 0].astype(np.int64), return_inverse=True)
+        track_code = np.empty(len(tracks), np.int64)
+        for i, tid in enumerate(tracks.tolist()):
             if tid in subject_ids:
-                codes[i] = 0  # the subject: the smallest code, so close pairs list it first
+                track_code[i] = 0  # the subject: the smallest code, so close pairs list it first
                 continue
             k = self.key(tid)
             if k not in code_of:
                 keys.append(k)
                 code_of[k] = len(keys)
-            codes[i] = code_of[k]
+            track_code[i] = code_of[k]
+        codes = track_code[inverse.reshape(-1)]
         smp = self._samples(det, codes)
         if smp is None:
             return []
-        obs = smp.obs
+        obs, pick, width = _subject_pairs(smp.obs)
+        if len(obs) == 0:
+            return []
         rows = [
             r
             for r in compute_contacts(obs, distance=1.0, min_seconds=d.min_seconds)
@@ -566,17 +580,16 @@ class _Search:
         ]
         if not rows:
             return []
-        pairs = close_pairs(obs, distance=1.0)
-        mine = obs.person[pairs.a] == 0
-        pa, pb, pdist = pairs.a[mine], pairs.b[mine], pairs.distance[mine]
+        pairs = close_pairs(obs, distance=1.0)  # subject (code 0) first in every pair
+        pa, pb, pdist = pick[pairs.a], pick[pairs.b], pairs.distance
         by_contact: dict[int, list[Any]] = defaultdict(list)
         for r in rows:
-            by_contact[r.contact].append(r)
+            by_contact[r.contact].append(replace(r, camera=r.camera // width))
         track_sets: dict[PersonKey, tuple[int, ...]] = {}
         out: dict[PersonKey, dict[str, Any]] = {}
         for code, crow in by_contact.items():
             key = keys[code - 1]
-            sel = obs.person[pb] == code
+            sel = smp.obs.person[pb] == code
             a, b, dist = pa[sel], pb[sel], pdist[sel]
             seen_tracks = smp.track[b]
             track_sets[key] = tuple(sorted(set(seen_tracks[seen_tracks >= 0].tolist())))
@@ -589,7 +602,7 @@ class _Search:
             )
             evidence: list[Evidence] = []
             for cam in sorted(modes, key=lambda c: self._cameras[c].name):
-                here = obs.camera[a] == cam
+                here = smp.obs.camera[a] == cam
                 evidence += self._evidence(smp, a[here], b[here], dist[here], cam)
             out[key] = {
                 "person_id": key[1] if key[0] == "p" else None,
@@ -629,15 +642,17 @@ class _Search:
         d = self.definition
         if d is None or len(det) == 0:
             return None
-        video = [self._video[int(v)] for v in det[:, 1].tolist()]
-        cam = np.array([v.camera_id for v in video], np.int64)
-        fps = np.array([v.fps for v in video])
-        t_us = np.array([v.start_us for v in video], np.int64) + np.rint(
+        vids, vinv = np.unique(det[:, 1].astype(np.int64), return_inverse=True)
+        vinv = vinv.reshape(-1)
+        video = [self._video[v] for v in vids.tolist()]
+        cam = np.array([v.camera_id for v in video], np.int64)[vinv]
+        fps = np.array([v.fps for v in video])[vinv]
+        t_us = np.array([v.start_us for v in video], np.int64)[vinv] + np.rint(
             det[:, 2] * (1e6 / fps)
         ).astype(np.int64)
         ref = int(t_us.min())
         rel = (t_us - ref) / 1e6
-        mode = np.array([self._cameras[int(c)].mode for c in cam])
+        mode = np.array([self._cameras[v.camera_id].mode for v in video])[vinv]
         n = len(det)
         cols: dict[str, np.ndarray] = {
             "src": np.arange(n),
@@ -654,13 +669,15 @@ class _Search:
             "track": det[:, 0].astype(np.int64),
             "box": det[:, 3:7].copy(),
             "conf": det[:, 7].copy(),
-            "bridge": np.array([math.floor(d.bridge_s * f + 1e-9) for f in fps.tolist()]),
+            "bridge": np.floor(d.bridge_s * fps + 1e-9).astype(np.int64),
+            "unit_m": np.full(n, np.nan),  # metres per position unit (NaN: no positions)
         }
         keep = np.ones(n, bool)
         metric = mode == "m"
         if metric.any():
             cols["x"][metric], cols["y"][metric] = det[metric, 8], det[metric, 9]
             cols["scale"][metric] = d.distance_m
+            cols["unit_m"][metric] = 1.0
             no_foot = metric & ~(np.isfinite(det[:, 8]) & np.isfinite(det[:, 9]))
             keep &= ~no_foot
             if no_foot.any():
@@ -675,6 +692,7 @@ class _Search:
             cols["y"][boxes] = det[boxes, 6]
             height = np.maximum(det[boxes, 6] - det[boxes, 4], 1e-6)
             cols["scale"][boxes] = height * d.box_heights
+            cols["unit_m"][boxes] = PERSON_HEIGHT_M / height
         crops = mode == "co-appearance"
         cols["bridge"][crops] = 0
         if crops.any():
@@ -772,6 +790,44 @@ class _Samples:
     real: np.ndarray
 
 
+def _subject_pairs(obs: Observations) -> tuple[Observations, np.ndarray, int]:
+    """Observations that pair the subject (person 0) with each other person, and nobody else.
+
+    Every (camera, person) becomes a camera of its own, holding that person's samples and a
+    copy of the subject's samples in the same frames: the shared definition then computes
+    ``s - 1`` pairs in a frame of ``s`` people instead of ``s (s - 1) / 2`` (the contacts'
+    pairs among themselves are never asked for), and still merges a person's cameras into one
+    total. Returns the observations, each sample's index in ``obs``, and the factor ``w`` of
+    the new camera ids (``camera * w + person``).
+    """
+    width = int(obs.person.max()) + 1
+    cam = obs.camera.astype(np.int64)
+    fmin = int(obs.frame.min())
+    span = int(obs.frame.max()) - fmin + 1
+    key = cam * span + (obs.frame - fmin)
+    subj = np.flatnonzero(obs.person == 0)
+    other = np.flatnonzero(obs.person != 0)
+    order = np.argsort(key[subj], kind="stable")
+    skeys = key[subj][order]
+    at = np.searchsorted(skeys, key[other])
+    ok = at < len(skeys)
+    ok[ok] = skeys[at[ok]] == key[other][ok]
+    other, mate = other[ok], subj[order[at[ok]]]
+    pick = np.concatenate([mate, other])
+    pseudo = np.tile(cam[other] * width + obs.person[other], 2)
+    pairs = Observations(
+        person=obs.person[pick],
+        camera=pseudo,
+        frame=obs.frame[pick],
+        time=obs.time[pick],
+        x=obs.x[pick],
+        y=obs.y[pick],
+        dt=obs.dt[pick],
+        scale=None if obs.scale is None else obs.scale[pick],
+    )
+    return pairs, pick, width
+
+
 def _bridge(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Fill a person's short absences in one camera (occlusion) with interpolated positions.
 
@@ -779,7 +835,9 @@ def _bridge(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     person, camera and video that are 2 .. ``bridge`` frames apart, every missing frame gets a
     sample on the straight line between them (position, scale, box), with ``conf`` -1 and
     ``track`` -1: a person hidden behind others for a moment has not left, and the truth
-    (``reid.contacts`` on true positions) keeps counting them.
+    (``reid.contacts`` on true positions) keeps counting them. A gap is left open when crossing
+    it would take more than ``MAX_BRIDGE_SPEED_M_S`` (two different people under one person
+    id, or someone who left and came back elsewhere).
     """
     n = len(cols["person"])
     if n < 2:
@@ -790,7 +848,10 @@ def _bridge(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         & (cols["video"][1:] == cols["video"][:-1])
     )
     gap = np.diff(cols["frame"])
-    todo = np.flatnonzero(same & (gap > 1) & (gap <= cols["bridge"][:-1]))
+    step_m = np.hypot(np.diff(cols["x"]), np.diff(cols["y"])) * cols["unit_m"][:-1]
+    speed = step_m / np.maximum(np.diff(cols["rel"]), 1e-9)
+    walkable = np.nan_to_num(speed, nan=np.inf) <= MAX_BRIDGE_SPEED_M_S
+    todo = np.flatnonzero(same & (gap > 1) & (gap <= cols["bridge"][:-1]) & walkable)
     if len(todo) == 0:
         return cols
     counts = gap[todo] - 1

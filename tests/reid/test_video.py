@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from reid.errors import ReidTraceError
-from reid.video import probe, read_frames
+from reid.video import probe, read_frames, read_frames_at
 
 
 def _write_video(path: Path, n: int = 12) -> None:
@@ -59,3 +59,24 @@ def test_missing_and_empty_folder(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReidTraceError, match="no image frames"):
         probe(tmp_path / "empty")
+
+
+def test_read_frames_at_picks_exact_frames(tmp_path) -> None:
+    _write_video(tmp_path / "v.mp4", n=12)
+    got = read_frames_at(tmp_path / "v.mp4", [7, 3, 3, 11, 40])
+    assert sorted(got) == [3, 7, 11]  # 40 is past the end: absent, not an error
+    for k, frame in got.items():
+        assert frame.shape == (48, 64, 3)
+        assert abs(float(frame.mean()) - (k * 8) % 256) < 4  # the frame of that index
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(4):
+        cv2.imwrite(str(folder / f"{k:04d}.png"), np.full((20, 30, 3), 10 * k, np.uint8))
+    got = read_frames_at(folder, [2, 9])
+    assert list(got) == [2] and int(got[2][0, 0, 0]) == 20
+    assert read_frames_at(folder, []) == {}
+    with pytest.raises(ReidTraceError, match="does not exist"):
+        read_frames_at(tmp_path / "gone.mp4", [1])
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 50)
+    with pytest.raises(ReidTraceError, match="cannot open"):
+        read_frames_at(tmp_path / "junk.mp4", [1])

@@ -165,11 +165,17 @@ def test_gaps_add_up_and_short_ones_are_bridged(world: World, session: Session) 
     a2 = world.track("cam1", range(60, 80), 11.0)
     # 100-119 and 130-159 with a 1 s gap inside one track: bridged, 60 frames = 6 s
     b = world.track("cam1", [*range(100, 120), *range(130, 160)], 9.0, confidence=0.0)
+    # 150-169 at 1 m, 180-199 40 m away: a 1 s gap nobody can walk across is not bridged
+    jump = world.track("cam1", [*range(150, 170), *range(180, 200)], [11.0] * 20 + [51.0] * 20)
     person_of = {a1: 7, a2: 7}
-    answer = find_contacts(session, [subject], person_of=person_of)
+    answer = find_contacts(session, [subject], person_of=person_of, bridge_s=2.0)
     rows = {c.person_id or c.track_ids[0]: c for c in answer.rows}
     assert rows[7].exposure_s == pytest.approx(5.0) and rows[7].track_ids == (a1, a2)
     assert rows[b].exposure_s == pytest.approx(6.0)  # interpolated boxes (conf 0) count too
+    assert jump not in {t for r in answer.rows for t in r.track_ids}  # 20 frames: 2 s only
+    assert find_contacts(session, [subject], person_of=person_of).rows[0].exposure_s == (
+        pytest.approx(8.0)  # the default bridge_s (10 s) also closes a's 3 s gap
+    )
     unbridged = find_contacts(session, [subject], person_of=person_of, bridge_s=0)
     assert {c.person_id or c.track_ids[0]: c.exposure_s for c in unbridged.rows} == {
         7: pytest.approx(5.0),
