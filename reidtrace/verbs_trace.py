@@ -168,9 +168,13 @@ def register(app: typer.Typer) -> None:
         crop: bool = typer.Option(
             False, "--crop", help="The photo is a person crop: use it whole, run no detector."
         ),
+        report: Path | None = typer.Option(
+            None, "--report", help="Also write the trace as a self-contained HTML page."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the trace document."),
     ) -> None:
         """Where was this person, when, and who was close: trajectory across cameras, contacts."""
+        from indexer.query.report import SqlReportSource, write_report
         from indexer.query.session import query_session
         from indexer.query.trace import check_contact_args
         from indexer.query.trace import trace as run
@@ -178,6 +182,11 @@ def register(app: typer.Typer) -> None:
 
         with friendly_errors(as_json):
             check_contact_args(distance, min_seconds, depth)
+            if report is not None and (report.is_dir() or not report.parent.is_dir()):
+                raise ReidTraceError(
+                    f"cannot write the report to {report}",
+                    hint="give a file in an existing folder, e.g. --report trace.html",
+                )
             given = [x is not None for x in (image, track, person)]
             if sum(given) != 1:
                 raise ReidTraceError(
@@ -200,10 +209,14 @@ def register(app: typer.Typer) -> None:
                     query=None if image is None else str(image),
                     score=score,
                 )
+                if report is not None:
+                    write_report(doc, SqlReportSource(session), report)
         if as_json:
             typer.echo(json.dumps(doc))
             return
         _print_trace(doc)
+        if report is not None:
+            typer.echo(f"report: {report}")
 
     @app.command("evaluate-tracing")
     def evaluate_tracing(

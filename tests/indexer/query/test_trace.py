@@ -94,6 +94,11 @@ def test_cli_trace_and_persons(home: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 0 and tuple(doc) == TRACE_KEYS and doc["subject"]["track_ids"] == [1, 2]
     code, out, _ = run(["trace", "--person", str(doc["subject"]["person_id"])], capsys)
     assert code == 0 and "cam1" in out and "cam2" in out and "contacts (within 2 m" in out
+    page = home / "trace.html"
+    code, out, _ = run(["trace", "--track", "1", "--report", str(page)], capsys)
+    assert code == 0 and f"report: {page}" in out
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "cam2" in html
     code, out, _ = run(["persons", "--rebuild"], capsys)
     assert code == 0 and out.startswith("rebuilt: 4 tracks in 3 persons")
 
@@ -108,6 +113,10 @@ def test_cli_trace_and_persons(home: Path, capsys: pytest.CaptureFixture[str]) -
         (["trace", "--track", "1", "--min-seconds", "-1"], "--min-seconds must be >= 0"),
         (["trace"], "give one subject"),
         (["trace", "--track", "1", "--person", "1"], "give one subject"),
+        (
+            ["trace", "--track", "1", "--report", "/no/such/folder/t.html"],
+            "cannot write the report",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
