@@ -10,8 +10,9 @@ the hits joined to their tracks in SQL and aggregated per track, best first:
   covers at least :data:`CROP_COVER` of the photo makes it a **crop**: the whole photo is
   embedded, as ingestion embeds its crops. Otherwise every detected person is a query (a
   **frame**), embedded from its box as ingestion embeds a frame's boxes; ``box`` picks one.
-  Nobody found is an error. ``mode="crop"`` skips the detector (it misses about 40 % of
-  64x128 crops: docs/search.md), ``mode="frame"`` never treats the photo as a crop.
+  Nobody found is an error. ``mode="crop"`` skips the detector (which finds 99 % of real
+  crops but misses most of the synthetic world's small ones: docs/search.md), ``mode="frame"``
+  never treats the photo as a crop.
 * **Per-track aggregation**: a track's ``score`` is its best sighting's cosine similarity to the
   query, ``mean_score`` the mean cosine over all of its sightings (read from SQL for every
   candidate track, not only the retrieved ones), ``num_hits`` how many of them the index
