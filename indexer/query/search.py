@@ -10,7 +10,7 @@ the hits joined to their tracks in SQL and aggregated per track, best first:
   covers at least :data:`CROP_COVER` of the photo makes it a **crop**: the whole photo is
   embedded, as ingestion embeds its crops. Otherwise every detected person is a query (a
   **frame**), embedded from its box as ingestion embeds a frame's boxes; ``box`` picks one.
-  Nobody found is an error. ``mode="crop"`` skips the detector (which finds 99 % of real
+  Nobody found is an error. ``mode="crop"`` skips the detector (which finds 92-99 % of real
   crops but misses most of the synthetic world's small ones: docs/search.md), ``mode="frame"``
   never treats the photo as a crop.
 * **Per-track aggregation**: a track's ``score`` is its best sighting's cosine similarity to the

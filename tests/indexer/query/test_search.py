@@ -330,6 +330,11 @@ def test_a_person_covering_the_photo_makes_it_a_crop(store: Engine, tmp_path: Pa
     assert len(out) == 1 and out[0].person.kind == "crop"
     assert out[0].person.box == (0.0, 0.0, 200.0, 300.0)
     assert out[0].hits[0].track_id == tid
+    # mode="frame": the same photo is a frame with one person, searched by its box
+    (framed,) = searcher_for(store, vec, detector=det).search_image(photo(tmp_path), mode="frame")
+    assert framed.person.kind == "frame" and framed.person.box[2] == pytest.approx(
+        200 * side, abs=0.1
+    )
 
 
 def test_a_frame_gives_one_list_per_person_or_the_chosen_box(store: Engine, tmp_path: Path) -> None:
