@@ -431,7 +431,8 @@ class Searcher:
         return persons, np.asarray(vectors, np.float32)
 
     # -- search ----------------------------------------------------------------------------
-    def _size(self) -> int:
+    def size(self) -> int:
+        """How many vectors the index holds (every sighting, when it is in sync)."""
         n = getattr(self.index, "ntotal", None)
         if n is None:
             with Session(self.engine) as session:
@@ -500,7 +501,7 @@ class Searcher:
         filters = filters or SearchFilters()
         self.check_filters(filters)
         q = l2_normalize(np.asarray(vectors, np.float32).reshape(len(vectors), -1))
-        total = self._size()
+        total = self.size()
         out: list[list[TrackHit]] = [[] for _ in range(len(q))]
         if total == 0 or len(q) == 0:
             return out
@@ -577,7 +578,8 @@ def evaluate_market_search(
 
     Every query image goes through the search path as a crop (``mode="crop"``: Market
     queries are crops), restricted to the folder's cameras (``<folder>-c<N>``), with ``top_k``
-    = every gallery track, so the whole ranking is known (mAP needs it). Hits are mapped back to
+    = every track there, so the whole ranking is known (mAP needs it); tracks that are not
+    gallery images (a store of ``--split all``) are left out of the matrix. Hits are mapped back to
     gallery images by camera, frame and the thumbnail's bytes (ingestion keeps each crop's file
     as its thumbnail), and ``1 - score`` becomes the row of a query x gallery distance matrix
     scored by ``evaluate_rank``, which drops same-identity-same-camera entries and junk.
@@ -609,7 +611,8 @@ def evaluate_market_search(
     found: set[int] = set()
     for qi, im in enumerate(data.query):
         _, vec = searcher.query_vectors(im.path, mode="crop")
-        hits = searcher.search_vectors(vec, top_k=len(gallery), filters=filters, rerank=rerank)[0]
+        every = max(len(gallery), searcher.size())
+        hits = searcher.search_vectors(vec, top_k=every, filters=filters, rerank=rerank)[0]
         new = [h for h in hits if h.sighting_id not in sid_to_g]
         if new:
             with Session(searcher.engine) as session:

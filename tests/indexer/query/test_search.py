@@ -484,6 +484,31 @@ def test_market_search_scores_equal_evaluate(
     assert 0 < got["rank1"] <= 100
 
 
+def test_market_search_ignores_query_and_train_crops_in_the_store(
+    tiny_gallery: tuple[Path, Path], tiny_embedder: Path, tmp_path: Path
+) -> None:
+    """A store of ``--split all`` also holds the query and train crops in the same cameras:
+    they are not gallery entries, so the scores stay those of ``evaluate``."""
+    from indexer.ingest import IngestConfig, ingest
+    from indexer.store.db import make_engine
+    from reid.embed import create_embedder
+    from reid.evaluate.run import evaluate_model
+
+    folder, _ = tiny_gallery
+    db = f"sqlite:///{tmp_path / 'all.db'}"
+    cfg = IngestConfig(embedder_path=str(tiny_embedder))
+    kw = {"db_url": db, "index_path": tmp_path / "all.faiss", "index_settings": IndexSettings()}
+    assert ingest([folder], cfg=cfg, market_split="all", **kw).ok
+    searcher = Searcher.open(
+        engine=make_engine(db),
+        index_path=tmp_path / "all.faiss",
+        embedder=create_embedder("onnx", path=tiny_embedder, threads=1),
+    )
+    got = evaluate_market_search(searcher, folder)
+    want = evaluate_model(folder, tiny_embedder, threads=1)
+    assert (got["rank1"], got["mAP"]) == pytest.approx((want["rank1"], want["mAP"]), abs=1e-3)
+
+
 def test_market_search_needs_the_gallery_ingested(
     tiny_gallery: tuple[Path, Path], engine: Engine, session: Session
 ) -> None:
