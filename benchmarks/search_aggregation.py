@@ -10,16 +10,17 @@ structure in its names: the crops of one identity in one camera and sequence (``
 ``s``) form a tracklet (distractors, identity 0, are each their own). Every query is scored
 against every tracklet with ``indexer.query.search.aggregate_hits`` (the function the search
 uses, over all sightings, i.e. a full fetch), then scored with the Market protocol
-(``evaluate_rank``: same-identity-same-camera tracklets and junk ignored) for three track scores:
-``best`` (the search's ranking), ``mean`` and ``(best + mean) / 2``. Prints one JSON line, or a
-Markdown table without ``--json``.
+(``evaluate_rank``: same-identity-same-camera tracklets and junk ignored) for three track
+scores: ``best``, ``mean`` (the search's default ranking) and ``(best + mean) / 2``. Prints one
+JSON line, or a Markdown table without ``--json``.
 
-``--world``: the same on real stored tracks. The world (``reidtrace synth``) must be ingested
-into the store ``--db`` / ``--index`` (``reidtrace ingest WORLD``, up to 5 sightings per
-track). Each stored track gets the truth identity that most of its boxes match (IoU >= 0.5,
-greedy per frame; 0, a distractor, when under half do); the world's Market queries (crops of the
-same footage) go through ``Searcher.search_vectors`` with every track returned, and tracks are
-scored with the Market protocol (same identity in the query's camera ignored).
+``--world``: the same on real stored tracks (``--rerank``: the search with query expansion).
+The world (``reidtrace synth``) must be ingested into the store ``--db`` / ``--index``
+(``reidtrace ingest WORLD``, up to 5 sightings per track). Each stored track gets the truth
+identity that most of its boxes match (IoU >= 0.5, greedy per frame; 0, a distractor, when
+under half do); the world's Market queries (crops of the same footage) go through
+``Searcher.search_vectors`` with every track returned, and tracks are scored with the Market
+protocol (same identity in the query's camera ignored).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def track_identities(world: Path, db_url: str) -> dict[int, int]:
     return out
 
 
-def measure_world(world: Path, db_url: str, index: Path, model: Path) -> dict:
+def measure_world(world: Path, db_url: str, index: Path, model: Path, rerank: bool = False) -> dict:
     from indexer.query.search import Searcher
     from indexer.store.db import make_engine
     from reid.embed import create_embedder
@@ -131,7 +132,7 @@ def measure_world(world: Path, db_url: str, index: Path, model: Path) -> dict:
     }
     for q, im in enumerate(data.query):
         _, vec = searcher.query_vectors(im.path, mode="crop")
-        for h in searcher.search_vectors(vec, top_k=len(tracks))[0]:
+        for h in searcher.search_vectors(vec, top_k=len(tracks), rerank=rerank)[0]:
             if h.track_id not in col:
                 continue
             c = col[h.track_id]
@@ -146,6 +147,7 @@ def measure_world(world: Path, db_url: str, index: Path, model: Path) -> dict:
     }
     return {
         "folder": f"{world} (stored tracks)",
+        "rerank": rerank,
         "model": searcher.embedder.model_id,
         "tracklets": len(tracks),
         "identified_tracks": int((t_pids > 0).sum()),
@@ -162,11 +164,12 @@ def main() -> None:
     ap.add_argument("--world", type=Path, default=None)
     ap.add_argument("--db", default=None)
     ap.add_argument("--index", type=Path, default=None)
+    ap.add_argument("--rerank", action="store_true", help="--world: with query expansion")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     model = args.model or default_model()
     if args.world is not None:
-        r = measure_world(args.world, args.db, args.index, model)
+        r = measure_world(args.world, args.db, args.index, model, args.rerank)
     else:
         r = measure(args.market, model)
     if args.json:

@@ -105,9 +105,10 @@ def register(app: typer.Typer) -> None:
             False, "--rerank", help="Alpha query expansion with the 5 nearest sightings."
         ),
         rank_by: str = typer.Option(
-            "mean",
+            "both",
             "--rank-by",
-            help="Rank tracks by the mean similarity of their sightings (default) or the best.",
+            help="Rank tracks by (best + mean) / 2 of their sightings' similarity (both), the "
+            "mean, or the best.",
         ),
         box: int | None = typer.Option(
             None, "--box", help="With several people in the photo: search only person N (0..)."

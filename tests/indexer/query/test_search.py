@@ -17,6 +17,7 @@ from indexer.index import rebuild_index
 from indexer.query.search import (
     CROP_COVER,
     MIN_FETCH,
+    RANK_BY,
     Searcher,
     SearchFilters,
     aggregate_hits,
@@ -168,12 +169,16 @@ def test_aggregation_keeps_best_mean_and_count_per_track_ranked_by_best() -> Non
     assert [h.track_id for h in tie] == [8, 9]
 
 
-def test_mean_ranking_prefers_a_consistent_track_to_one_lucky_crop() -> None:
+def test_ranking_choices_on_a_track_with_one_lucky_crop() -> None:
     places = {1: place(1, 7), 2: place(2, 7), 3: place(3, 8), 4: place(4, 8)}
-    scores = np.array([0.9, 0.7, 0.65, 0.2], np.float32)  # track 8: one lucky crop (0.9)
+    scores = np.array([0.9, 0.7, 0.65, 0.0], np.float32)  # track 8: one lucky crop (0.9)
     ids = np.array([3, 1, 2, 4])
-    assert [h.track_id for h in aggregate_hits(scores, ids, places)] == [7, 8]  # 0.675 > 0.55
-    assert [h.track_id for h in aggregate_hits(scores, ids, places, rank_by="best")] == [8, 7]
+    by = {r: [h.track_id for h in aggregate_hits(scores, ids, places, rank_by=r)] for r in RANK_BY}
+    assert by == {"mean": [7, 8], "best": [8, 7], "both": [7, 8]}  # 0.6875 against 0.675
+    # "both" ranks by (best + mean) / 2: 0.6875 against 0.775 when track 8's other crop is 0.4
+    scores[3] = 0.4
+    assert [h.track_id for h in aggregate_hits(scores, ids, places)] == [8, 7]
+    assert [h.track_id for h in aggregate_hits(scores, ids, places, rank_by="mean")] == [7, 8]
     with pytest.raises(ReidTraceError, match="unknown rank_by"):
         aggregate_hits(scores, ids, places, rank_by="median")
 
@@ -213,7 +218,7 @@ def test_a_track_s_own_vector_finds_it_first(store: Engine) -> None:
     assert hits[0].camera == "cam1" and hits[0].num_hits == hits[0].num_sightings == 2
     assert len(hits) == 4  # every track of both cameras
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    by_mean = searcher.search_vectors(vec[None], top_k=10)[0]  # the default ranking
+    by_mean = searcher.search_vectors(vec[None], top_k=10, rank_by="mean")[0]
     assert [h.mean_score for h in by_mean] == sorted((h.mean_score for h in by_mean), reverse=True)
     assert {h.track_id for h in by_mean} == {h.track_id for h in hits}
 
@@ -325,6 +330,11 @@ def test_a_person_covering_the_photo_makes_it_a_crop(store: Engine, tmp_path: Pa
     assert len(out) == 1 and out[0].person.kind == "crop"
     assert out[0].person.box == (0.0, 0.0, 200.0, 300.0)
     assert out[0].hits[0].track_id == tid
+    # mode="frame": the same photo is a frame with one person, searched by its box
+    (framed,) = searcher_for(store, vec, detector=det).search_image(photo(tmp_path), mode="frame")
+    assert framed.person.kind == "frame" and framed.person.box[2] == pytest.approx(
+        200 * side, abs=0.1
+    )
 
 
 def test_a_frame_gives_one_list_per_person_or_the_chosen_box(store: Engine, tmp_path: Path) -> None:
@@ -472,6 +482,31 @@ def test_market_search_scores_equal_evaluate(
     for key in ("rank1", "mAP", "rank5", "num_query", "num_gallery"):
         assert got[key] == pytest.approx(want[key], abs=1e-3), key
     assert 0 < got["rank1"] <= 100
+
+
+def test_market_search_ignores_query_and_train_crops_in_the_store(
+    tiny_gallery: tuple[Path, Path], tiny_embedder: Path, tmp_path: Path
+) -> None:
+    """A store of ``--split all`` also holds the query and train crops in the same cameras:
+    they are not gallery entries, so the scores stay those of ``evaluate``."""
+    from indexer.ingest import IngestConfig, ingest
+    from indexer.store.db import make_engine
+    from reid.embed import create_embedder
+    from reid.evaluate.run import evaluate_model
+
+    folder, _ = tiny_gallery
+    db = f"sqlite:///{tmp_path / 'all.db'}"
+    cfg = IngestConfig(embedder_path=str(tiny_embedder))
+    kw = {"db_url": db, "index_path": tmp_path / "all.faiss", "index_settings": IndexSettings()}
+    assert ingest([folder], cfg=cfg, market_split="all", **kw).ok
+    searcher = Searcher.open(
+        engine=make_engine(db),
+        index_path=tmp_path / "all.faiss",
+        embedder=create_embedder("onnx", path=tiny_embedder, threads=1),
+    )
+    got = evaluate_market_search(searcher, folder)
+    want = evaluate_model(folder, tiny_embedder, threads=1)
+    assert (got["rank1"], got["mAP"]) == pytest.approx((want["rank1"], want["mAP"]), abs=1e-3)
 
 
 def test_market_search_needs_the_gallery_ingested(
