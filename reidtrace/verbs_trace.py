@@ -50,9 +50,11 @@ def _searcher(*, crop: bool) -> Any:
 
 
 def _photo_subject(searcher: Any, image: Path, *, box: int | None, crop: bool) -> tuple[int, float]:
-    """The track that looks most like the person in ``image`` (ranked by mean similarity, as
-    ``reidtrace search`` ranks) and its score. A frame showing several people needs ``box``;
-    nobody in the photo, or no track, is a user error."""
+    """The track that looks most like the person in ``image`` (as ``reidtrace search`` ranks by
+    default) and its ranking score. A frame showing several people needs ``box``; nobody in the
+    photo, or no track, is a user error."""
+    from indexer.query.search import rank_value
+
     results = searcher.search_image(image, top_k=1, mode="crop" if crop else "auto", box=box)
     if len(results) > 1:
         raise ReidTraceError(
@@ -63,7 +65,7 @@ def _photo_subject(searcher: Any, image: Path, *, box: int | None, crop: bool) -
     hits = results[0].hits
     if not hits:
         raise ReidTraceError("no stored track looks like the photo", hint="ingest footage first")
-    return hits[0].track_id, hits[0].mean_score
+    return hits[0].track_id, rank_value(hits[0])
 
 
 def _photo_tracks() -> Callable[[Path], int | None]:
