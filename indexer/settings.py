@@ -34,6 +34,51 @@ class IndexSettings(BaseModel):
     metric: Literal["ip", "l2"] = "ip"  # ip on unit-length embeddings = cosine
 
 
+class PersonSettings(BaseModel):
+    """Cross-camera association thresholds (``indexer.query.persons``; docs/query.md).
+
+    Similarities are cosines of track embeddings. Changing any of these makes the next query
+    rebuild the persons (the values used are stored with them)."""
+
+    link_similarity: float = 0.55  # a pair of tracks is a candidate link at or above this score
+    mean_similarity: float = 0.45  # two groups merge only if their mean cross score reaches this
+    confident_similarity: float = 0.75  # mutual best matches at or above teach transit times
+    ground_match_m: float = 0.6  # overlapping cameras: same place at the same time, within this
+    ground_conflict_m: float = 2.0  # ... and farther apart than this = two different people
+    ground_bonus: float = 0.6  # score added at distance 0 over ground_full_s, less linearly
+    ground_full_s: float = 2.0  # seconds together at one place that earn the full bonus
+    max_speed_mps: float = 3.0  # faster between two tracks = impossible (0 = no check)
+    ground_slack_m: float = 3.0  # foot-point error allowed on top of max_speed_mps x the gap
+    transit_slack_s: float = 2.0  # quicker than half the quickest learned transit, less this,
+    # is impossible
+    transit_bonus: float = 0.05  # score added to a transit inside the learned range
+    min_transit_samples: int = 3  # learned transit times are used from this many matches on
+    overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
+    block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
+    visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
+
+    @model_validator(mode="after")
+    def _check(self) -> PersonSettings:
+        if not 0 <= self.ground_match_m <= self.ground_conflict_m:
+            raise ValueError("need 0 <= ground_match_m <= ground_conflict_m")
+        if self.ground_full_s <= 0:
+            raise ValueError("ground_full_s must be > 0")
+        if (
+            self.max_speed_mps < 0
+            or self.ground_slack_m < 0
+            or self.transit_slack_s < 0
+            or self.overlap_tolerance_s < 0
+        ):
+            raise ValueError(
+                "max_speed_mps, ground_slack_m, transit_slack_s, overlap_tolerance_s must be >= 0"
+            )
+        if self.block_tracks < 2:
+            raise ValueError("block_tracks must be >= 2")
+        if self.min_transit_samples < 1:
+            raise ValueError("min_transit_samples must be >= 1")
+        return self
+
+
 def _config_file() -> Path | None:
     explicit = os.environ.get("REIDTRACE_CONFIG")
     if explicit:
@@ -59,6 +104,7 @@ class Settings(BaseSettings):
     index_path: Path | None = None  # default: <home>/index.faiss
     reid_model: str = "default"  # the bundled ONNX embedder
     index: IndexSettings = IndexSettings()
+    persons: PersonSettings = PersonSettings()
     workers: int = 0  # 0 = one per CPU core
 
     @model_validator(mode="after")

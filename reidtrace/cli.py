@@ -23,6 +23,7 @@ from reidtrace import (
     verbs_ingest,
     verbs_models,
     verbs_search,
+    verbs_trace,
     verbs_world,
 )
 from reidtrace.app import app, err_console
@@ -33,7 +34,15 @@ __all__ = ["app", "main"]
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-for _verbs in (verbs_world, verbs_config, verbs_eval, verbs_models, verbs_ingest, verbs_search):
+for _verbs in (
+    verbs_world,
+    verbs_config,
+    verbs_eval,
+    verbs_models,
+    verbs_ingest,
+    verbs_search,
+    verbs_trace,
+):
     _verbs.register(app)
 
 

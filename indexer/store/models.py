@@ -55,6 +55,8 @@ __all__ = [
     "Detection",
     "IndexState",
     "Job",
+    "Person",
+    "PersonState",
     "Sighting",
     "Track",
     "UTCDateTime",
@@ -190,15 +192,48 @@ class Track(Base):
     num_detections: Mapped[int]
     # L2-normalised mean of the sightings' vectors, float32 bytes; None until it has sightings.
     embedding: Mapped[bytes | None]
+    # The cross-camera person (indexer.query.persons); None until association has seen the track.
+    # SET NULL on delete: dropping persons (a rebuild) leaves the tracks to be assigned again.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    person_confidence: Mapped[float | None]  # 0..1: how sure the track belongs to its person
 
     __table_args__ = (
         UniqueConstraint("video_id", "track_no"),
         Index(None, "camera_id", "start_time"),
+        Index(None, "person_id"),
     )
 
     @property
     def has_embedding(self) -> bool:
         return self.embedding is not None
+
+
+class Person(Base):
+    """One person across cameras: the tracks whose ``person_id`` points here.
+
+    Written only by ``indexer.query.persons``; ids stay stable across incremental updates (new
+    tracks join or start persons) and change only when association is rebuilt.
+    """
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PersonState(Base):
+    """The one row recording how the persons were built (embedder, settings), so a query can
+    tell stale persons from current ones (``indexer.query.persons.ensure_persons``)."""
+
+    __tablename__ = "person_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    model: Mapped[str] = mapped_column(String(200))  # embedder of the track embeddings used
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    generation: Mapped[int] = mapped_column(default=0)  # +1 on every rebuild
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
 
 class Detection(Base):

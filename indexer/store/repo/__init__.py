@@ -13,6 +13,8 @@ One module per resource; every name is re-exported here, so callers keep writing
 * :mod:`~indexer.store.repo.chunks`: :func:`commit_chunk` and the rewind
   :func:`delete_video_rows_after` (its module docstring explains the crash safety);
 * :mod:`~indexer.store.repo.tracks`: track and detection reads, track embeddings;
+* :mod:`~indexer.store.repo.persons`: cross-camera persons, the tracks' links to them, the
+  state row (written by ``indexer.query.persons`` only);
 * :mod:`~indexer.store.repo.sightings`: sighting reads, vector batches, the vector encoding;
 * :mod:`~indexer.store.repo.jobs` and :mod:`~indexer.store.repo.index_state`;
 * :mod:`~indexer.store.repo.batches`: id lists cut to fit ``IN (...)``.
@@ -29,6 +31,22 @@ from indexer.store.repo.cameras import (
 from indexer.store.repo.chunks import commit_chunk, delete_video_rows_after
 from indexer.store.repo.index_state import get_index_state, set_index_state
 from indexer.store.repo.jobs import create_job, get_job, list_jobs, update_job
+from indexer.store.repo.persons import (
+    clear_persons,
+    create_persons,
+    delete_empty_persons,
+    embedder_names,
+    foot_points,
+    get_person,
+    get_person_state,
+    get_track,
+    person_map,
+    set_person_links,
+    set_person_state,
+    stale_track_count,
+    track_rows,
+    tracks_for_person,
+)
 from indexer.store.repo.sightings import (
     SightingPlace,
     all_sighting_vectors,
@@ -65,26 +83,37 @@ from indexer.store.repo.videos import (
 __all__ = [
     "SightingPlace",
     "all_sighting_vectors",
+    "clear_persons",
     "commit_chunk",
     "create_job",
+    "create_persons",
     "create_video",
     "decode_vector",
+    "delete_empty_persons",
     "delete_video",
     "delete_video_rows_after",
     "detections_for_track",
     "detections_for_video",
+    "embedder_names",
     "encode_vector",
     "find_video_by_hash",
+    "foot_points",
     "get_camera",
     "get_camera_by_name",
     "get_index_state",
     "get_job",
     "get_or_create_camera",
+    "get_person",
+    "get_person_state",
+    "get_track",
     "get_video",
     "list_cameras",
     "list_jobs",
+    "person_map",
     "resume_state",
     "set_index_state",
+    "set_person_links",
+    "set_person_state",
     "set_video_status",
     "sighting_ids",
     "sighting_places",
@@ -92,11 +121,14 @@ __all__ = [
     "sighting_vectors",
     "sightings_by_ids",
     "sightings_for_track",
+    "stale_track_count",
     "track_count",
     "track_embedding",
     "track_embedding_update",
+    "track_rows",
     "track_sighting_vectors",
     "tracks_for_camera",
+    "tracks_for_person",
     "tracks_for_video",
     "update_job",
     "video_checkpoint",
