@@ -216,9 +216,9 @@ def print_demo_trace(tr: dict, scores: dict) -> None:
     truth, found = tr["truth"], sub["found_identity"]
     typer.echo(
         f"trace by photo {sub['photo']}\n"
-        f"  identity {sub['identity']}, the test identity with the most true contacts "
-        f"({len(truth['contacts'])}); the search ranks track {sub['track_id']} first "
-        f"(score {sub['score']:.3f}): person {sub['person_id']}, "
+        f"  identity {sub['identity']}: of the test identities with a query crop, the one "
+        f"with the most true contacts ({len(truth['contacts'])}); the search ranks track "
+        f"{sub['track_id']} first (score {sub['score']:.3f}): person {sub['person_id']}, "
         f"scored as identity {'?' if found is None else found}"
         + ("" if found == sub["identity"] else " (NOT the photo's identity)")
     )
@@ -264,7 +264,13 @@ def print_demo_trace(tr: dict, scores: dict) -> None:
             f"{c['exposure_s']:.1f}",
             "-" if c["closest"] is None else f"{c['closest']:.2f} {c['units']}",
             ", ".join(f"{p['camera']} {p['exposure_s']:.1f}" for p in c["per_camera"]),
-            f"{true_exp[who]:.1f}" if hit else "duplicate" if who in true_exp else "false",
+            f"{true_exp[who]:.1f}"
+            if hit
+            else "duplicate"
+            if who in true_exp
+            else "subject's own"
+            if who is not None and who == sub["identity"]
+            else "false",
         )
     for who, e in true_exp.items():
         if who not in shown:

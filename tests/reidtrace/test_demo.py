@@ -119,7 +119,12 @@ def test_the_demo_prints_found_contacts_beside_the_truth(capsys) -> None:
             "window_s": None,
         },
         "trajectory": [visit],
-        "contacts": [contact(7, 12, 30.5), contact(9, 12, 8.0), contact(None, None, 6.0)],
+        "contacts": [
+            contact(7, 12, 30.5),
+            contact(9, 12, 8.0),
+            contact(None, None, 6.0),
+            contact(11, 46, 5.5),  # the subject's own identity: a person split in two
+        ],
         "notes": [],
         "truth": {
             "trajectory": [
@@ -147,4 +152,5 @@ def test_the_demo_prints_found_contacts_beside_the_truth(capsys) -> None:
     assert "missed" in lines["cam3"]
     assert "29.0" in lines["1"] and "30.5" in lines["1"]
     assert "duplicate" in lines["2"] and "false" in lines["3"]
+    assert "subject's own" in lines["4"]
     assert "missed" in lines["-"] and "7.5" in lines["-"]
