@@ -268,7 +268,7 @@ def print_demo_trace(tr: dict, scores: dict) -> None:
             if hit
             else "duplicate"
             if who in true_exp
-            else "subject's own"
+            else "subject"  # the subject's own identity: a person split in two
             if who is not None and who == sub["identity"]
             else "false",
         )
