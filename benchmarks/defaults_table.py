@@ -227,20 +227,25 @@ def main() -> None:
     ap.add_argument(
         "--demo-world", action="store_true", help="also the full demo world (seed 7, 2 min)"
     )
+    ap.add_argument(
+        "--no-profiles",
+        action="store_true",
+        help="rows relative to the generic defaults, not each detector's tracking profile",
+    )
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     models = args.cache / "models"
     if not (models / args.yolox.name).is_file():
         install_model("yolox-nano", args.yolox, models)
-    detectors = {
-        "NanoDet": IngestConfig(models_dir=str(args.cache / "no-models")),
-        "YOLOX-Nano": IngestConfig(models_dir=str(models)),
+    detectors = {  # (config, the create_detector name ``auto`` resolves to: its profile)
+        "NanoDet": (IngestConfig(models_dir=str(args.cache / "no-models")), "nanodet"),
+        "YOLOX-Nano": (IngestConfig(models_dir=str(models)), "yolox"),
     }
     seqs = sequences(args.shared, args.cache)
     if args.demo_world:
         seqs["demo"] = world_videos(args.cache / "worlds" / "demo", DEMO_WORLD, "demo")
     results: dict[str, dict[str, dict[str, list]]] = {}
-    for det, base in detectors.items():
+    for det, (base, family) in detectors.items():
         for vids in seqs.values():
             for v in vids:
                 v.detect(base, args.cache, det)
@@ -250,7 +255,10 @@ def main() -> None:
             if (args.only and name not in args.only) or (kw.get("appearance") and not args.reid):
                 continue
             t0 = time.perf_counter()
-            cfg = replace(IngestConfig.from_settings(**kw), models_dir=base.models_dir).validate()
+            cfg = replace(IngestConfig.from_settings(**kw), models_dir=base.models_dir)
+            if not args.no_profiles:
+                cfg = cfg.for_detector(family)[0]
+            cfg.validate()
             row: dict[str, Any] = {}
             pooled: dict[str, dict] = {"real": {}, "synthetic": {}}
             for seq, vids in seqs.items():

@@ -235,6 +235,8 @@ class DeepSortTracker:
         self._fill_galleries()
         if weak:
             self._second_stage(weak, dets.xyxy)
+        if self.config.stitch:
+            self._stitch(int(dets.frame_idx[0]) if len(dets) else None)
         if self.clutter is not None and len(dets):
             brought = np.zeros(len(dets), bool)
             for t in self.tracks:
@@ -423,6 +425,70 @@ class DeepSortTracker:
                 continue  # a weak box on scenery only continues a track that walked in
             if iou[r, c] >= self.config.second_iou:
                 self._update(lost[r], weak[c])
+
+    # -- stitching --------------------------------------------------------------------------
+
+    def _stitch(self, frame: int | None) -> None:
+        """Tracks confirmed in this frame continue lost tracks they can only be the rest of.
+
+        Online, so ingestion stores nothing to relabel later: a lost track is still alive (at
+        most ``max_age`` frames since its last box), so ingestion has not closed its number yet,
+        and the new track simply takes that number; its tentative boxes are emitted under it,
+        after the gap's interpolated boxes when the gap is at most ``max_gap``. Candidates ended
+        before the new track's first box (two people seen at once are never joined); the
+        Hungarian pairing uses the appearance distance plus the motion distance in units of
+        the allowed reach."""
+        if frame is None:
+            return
+        new = [t for t in self.tracks if t.status == CONFIRMED and t.tid not in self.track_no
+               and t.since_update == 0]  # fmt: skip
+        lost = [t for t in self.tracks if t.status == CONFIRMED and t.since_update >= 1
+                and t.tid in self.track_no and t.tid in self.last]  # fmt: skip
+        if not new or not lost:
+            return
+        cfg = self.config
+        cost = np.full((len(new), len(lost)), np.inf)
+        for r, t in enumerate(new):
+            boxes = self.pending.get(t.tid, [])
+            first = int(boxes[0].frame_idx[0]) if boxes else frame
+            if boxes:
+                x0, y0, x1, y1 = boxes[0].xyxy[0].astype(np.float64)
+            else:
+                x0, y0, x1, y1 = kalman.to_ltrb(t.mean).astype(np.float64)
+            start = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+            feats = np.asarray(t.features, np.float32)
+            for c, old in enumerate(lost):
+                end, box = self.last[old.tid]
+                gap = first - end
+                if gap < 1:
+                    continue  # seen at the same time: two people
+                h = float(box[3] - box[1])
+                if h <= 0 or not 2 / 3 <= (y1 - y0) / h <= 1.5:
+                    continue
+                centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
+                carried = centre + gap * np.asarray(old.mean[4:6], np.float64)
+                move = min(np.hypot(*(start - centre)), np.hypot(*(start - carried))) / h
+                reach = cfg.stitch_reach + cfg.stitch_speed * gap
+                look = float(association.nn_cosine_distance(self.gallery[old.tid], feats).mean())
+                if move <= reach and look <= cfg.stitch_look:
+                    cost[r, c] = look / cfg.stitch_look + move / max(reach, 1e-9)
+        ok = np.isfinite(cost)
+        if not ok.any():
+            return
+        gone: set[int] = set()
+        for r, c in zip(*linear_sum_assignment(np.where(ok, cost, 1e9)), strict=True):
+            if not ok[r, c]:
+                continue
+            t, old = new[r], lost[c]
+            self.track_no[t.tid] = self.track_no[old.tid]
+            self.last[t.tid] = self.last[old.tid]
+            mine = self.gallery.get(t.tid, np.asarray(t.features, np.float32))
+            rows = np.concatenate([self.gallery[old.tid], mine])
+            self.gallery[t.tid] = rows if cfg.nn_budget is None else rows[-cfg.nn_budget :]
+            t.origin, t.moved = old.origin, old.moved or t.moved
+            gone.add(old.tid)
+            del self.gallery[old.tid]
+        self.tracks = [t for t in self.tracks if t.tid not in gone]
 
     # -- output ------------------------------------------------------------------------------
 
