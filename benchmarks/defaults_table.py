@@ -89,9 +89,17 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("n_init 4", {"n_init": 4}),
     ("n_init 5", {"n_init": 5}),
     ("appearance reid", {"appearance": "reid"}),  # only with --reid
+    ("stitch", {"stitch": True}),
+    ("stitch, stitch_look 0.25", {"stitch": True, "stitch_look": 0.25}),
+    ("stitch, stitch_look 0.4", {"stitch": True, "stitch_look": 0.4}),
+    ("stitch, stitch_speed 0.2", {"stitch": True, "stitch_speed": 0.2}),
+    ("box_source kalman", {"box_source": "kalman"}),
     # combinations of the single changes that helped both real and synthetic footage
     ("combo: one stage + n_init 5", {"low_score": None, "n_init": 5}),
     ("combo: low_score 0.25 + n_init 5", {"low_score": 0.25, "n_init": 5}),
+    ("combo: stitch + n_init 5", {"stitch": True, "n_init": 5}),
+    ("combo: stitch + low_score 0.25 + n_init 5", {"stitch": True, "low_score": 0.25, "n_init": 5}),
+    ("combo: stitch + one stage + n_init 5", {"stitch": True, "low_score": None, "n_init": 5}),
     (
         "combo: one stage + n_init 5 + max_cosine_distance 0.1",
         {"low_score": None, "n_init": 5, "max_cosine_distance": 0.1},
@@ -151,6 +159,10 @@ class Video:
 
     def score(self, cfg: IngestConfig) -> dict:
         """Replay the tracker with ``cfg`` on the cached boxes and score the tracks."""
+        return score_sequence(self.gt, self.track(cfg))
+
+    def track(self, cfg: IngestConfig) -> Detections:
+        """Replay the tracker with ``cfg`` on the cached boxes: the scored tracked boxes."""
         if cfg.low_score is None or cfg.low_score >= self.high_score:
             bar, high = max(self.high_score, cfg.low_score or 0.0), 0.0  # one stage
         else:
@@ -166,8 +178,7 @@ class Video:
             if len(tracked):
                 rows.append(tracked)
         hyp = Detections.merge(rows) if rows else Detections.empty()
-        hyp = self.score_zones.keep(self.source.zones.keep(_in_frames(hyp, self.frames)))
-        return score_sequence(self.gt, hyp)
+        return self.score_zones.keep(self.source.zones.keep(_in_frames(hyp, self.frames)))
 
 
 def _in_frames(dets: Detections, frames: tuple[int, int] | None) -> Detections:

@@ -14,6 +14,7 @@ from typing import Any
 from reid.errors import ReidTraceError
 
 CLUTTER_MODES = ("off", "weak", "all")  # see TrackerConfig.clutter
+BOX_SOURCES = ("detection", "kalman")  # see TrackerConfig.box_source
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class TrackerConfig:
     stitch_look: float = 0.3
     stitch_reach: float = 0.5
     stitch_speed: float = 0.1
+    # the box written for a matched detection: the detector's ("detection") or the Kalman
+    # filter's estimate after it ("kalman": smoother, lags a turn)
+    box_source: str = "detection"
 
     def validate(self) -> TrackerConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
@@ -148,6 +152,11 @@ class TrackerConfig:
                 f"clutter_iou, clutter_look, clutter_move = {clutter}",
                 hint="clutter_frames >= 1 (default 100), clutter_iou in (0, 1] (0.6), "
                 "clutter_look in (0, 2] (0.2), clutter_move > 0 (0.5)",
+            )
+        if self.box_source not in BOX_SOURCES:
+            raise ReidTraceError(
+                f"box_source must be one of {', '.join(BOX_SOURCES)}, got {self.box_source!r}",
+                hint="detection (the default): the detector's box; kalman: the filtered box",
             )
         if not 0 < self.stitch_look <= 2 or self.stitch_reach < 0 or self.stitch_speed < 0:
             raise ReidTraceError(

@@ -516,6 +516,8 @@ class DeepSortTracker:
             if t.since_update != 0 or t.box is None:
                 continue  # not matched to a box this frame
             one = dets[np.array([t.box])]
+            if self.config.box_source == "kalman":  # the filter's box after this detection
+                one.xyxy = kalman.to_ltrb(t.mean).astype(np.float32)[None, :]
             if t.status != CONFIRMED:
                 self.pending.setdefault(t.tid, []).append(one)
                 continue
