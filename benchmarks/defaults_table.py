@@ -93,11 +93,13 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("stitch, stitch_look 0.25", {"stitch": True, "stitch_look": 0.25}),
     ("stitch, stitch_look 0.4", {"stitch": True, "stitch_look": 0.4}),
     ("stitch, stitch_speed 0.2", {"stitch": True, "stitch_speed": 0.2}),
-    ("box_source kalman", {"box_source": "kalman"}),
+    ("stitch, stitch_shape 1.5", {"stitch": True, "stitch_shape": 1.5}),
+    ("stitch, stitch_shape 2.5", {"stitch": True, "stitch_shape": 2.5}),
     # combinations of the single changes that helped both real and synthetic footage
     ("combo: one stage + n_init 5", {"low_score": None, "n_init": 5}),
     ("combo: low_score 0.25 + n_init 5", {"low_score": 0.25, "n_init": 5}),
     ("combo: stitch + n_init 5", {"stitch": True, "n_init": 5}),
+    ("combo: stitch + max_gap 5", {"stitch": True, "max_gap": 5}),
     ("combo: stitch + low_score 0.25 + n_init 5", {"stitch": True, "low_score": 0.25, "n_init": 5}),
     ("combo: stitch + one stage + n_init 5", {"stitch": True, "low_score": None, "n_init": 5}),
     (

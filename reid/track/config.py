@@ -14,7 +14,6 @@ from typing import Any
 from reid.errors import ReidTraceError
 
 CLUTTER_MODES = ("off", "weak", "all")  # see TrackerConfig.clutter
-BOX_SOURCES = ("detection", "kalman")  # see TrackerConfig.box_source
 
 
 @dataclass(frozen=True)
@@ -76,14 +75,13 @@ class TrackerConfig:
     # over the new track's boxes, against the old gallery) and whose last box, or that box
     # carried on at the track's velocity, is within ``stitch_reach`` box heights of the new
     # track's first box, plus ``stitch_speed`` heights per frame of gap (a walker at 10 fps);
-    # heights within a factor 1.5. Off when False
+    # box heights within a factor ``stitch_shape`` (2: a person's box before they were hidden
+    # is often cut by what hid them). Off when False
     stitch: bool = False
     stitch_look: float = 0.3
     stitch_reach: float = 0.5
     stitch_speed: float = 0.1
-    # the box written for a matched detection: the detector's ("detection") or the Kalman
-    # filter's estimate after it ("kalman": smoother, lags a turn)
-    box_source: str = "detection"
+    stitch_shape: float = 2.0
 
     def validate(self) -> TrackerConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
@@ -153,17 +151,13 @@ class TrackerConfig:
                 hint="clutter_frames >= 1 (default 100), clutter_iou in (0, 1] (0.6), "
                 "clutter_look in (0, 2] (0.2), clutter_move > 0 (0.5)",
             )
-        if self.box_source not in BOX_SOURCES:
+        stitching = (self.stitch_look, self.stitch_reach, self.stitch_speed, self.stitch_shape)
+        if not (0 < self.stitch_look <= 2 and min(stitching[1:3]) >= 0 and self.stitch_shape >= 1):
             raise ReidTraceError(
-                f"box_source must be one of {', '.join(BOX_SOURCES)}, got {self.box_source!r}",
-                hint="detection (the default): the detector's box; kalman: the filtered box",
-            )
-        if not 0 < self.stitch_look <= 2 or self.stitch_reach < 0 or self.stitch_speed < 0:
-            raise ReidTraceError(
-                f"bad stitching setting(s): stitch_look, stitch_reach, stitch_speed = "
-                f"{self.stitch_look}, {self.stitch_reach}, {self.stitch_speed}",
+                f"bad stitching setting(s): stitch_look, stitch_reach, stitch_speed, "
+                f"stitch_shape = {stitching}",
                 hint="stitch_look in (0, 2] (default 0.3), stitch_reach >= 0 (0.5 box "
-                "heights), stitch_speed >= 0 (0.1 heights a frame)",
+                "heights), stitch_speed >= 0 (0.1 heights a frame), stitch_shape >= 1 (2)",
             )
         return self
 

@@ -462,9 +462,11 @@ class DeepSortTracker:
                 gap = first - end
                 if gap < 1:
                     continue  # seen at the same time: two people
-                h = float(box[3] - box[1])
-                if h <= 0 or not 2 / 3 <= (y1 - y0) / h <= 1.5:
+                h_old, h_new = float(box[3] - box[1]), float(y1 - y0)
+                shape = cfg.stitch_shape
+                if min(h_old, h_new) <= 0 or not 1 / shape <= h_new / h_old <= shape:
                     continue
+                h = max(h_old, h_new)  # a partly hidden person's box is the shorter one
                 centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
                 carried = centre + gap * np.asarray(old.mean[4:6], np.float64)
                 move = min(np.hypot(*(start - centre)), np.hypot(*(start - carried))) / h
@@ -481,7 +483,6 @@ class DeepSortTracker:
                 continue
             t, old = new[r], lost[c]
             self.track_no[t.tid] = self.track_no[old.tid]
-            self.last[t.tid] = self.last[old.tid]
             mine = self.gallery.get(t.tid, np.asarray(t.features, np.float32))
             rows = np.concatenate([self.gallery[old.tid], mine])
             self.gallery[t.tid] = rows if cfg.nn_budget is None else rows[-cfg.nn_budget :]
@@ -516,8 +517,6 @@ class DeepSortTracker:
             if t.since_update != 0 or t.box is None:
                 continue  # not matched to a box this frame
             one = dets[np.array([t.box])]
-            if self.config.box_source == "kalman":  # the filter's box after this detection
-                one.xyxy = kalman.to_ltrb(t.mean).astype(np.float32)[None, :]
             if t.status != CONFIRMED:
                 self.pending.setdefault(t.tid, []).append(one)
                 continue
