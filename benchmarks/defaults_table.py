@@ -101,6 +101,10 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("combo: stitch + n_init 5", {"stitch": True, "n_init": 5}),
     ("combo: stitch + max_gap 5", {"stitch": True, "max_gap": 5}),
     ("combo: stitch + low_score 0.25 + n_init 5", {"stitch": True, "low_score": 0.25, "n_init": 5}),
+    ("combo: stitch + low_score 0.2 + n_init 5", {"stitch": True, "low_score": 0.2, "n_init": 5}),
+    ("combo: stitch + low_score 0.25", {"stitch": True, "low_score": 0.25}),
+    ("combo: stitch + low_score 0.2", {"stitch": True, "low_score": 0.2}),
+    ("combo: stitch + low_score 0.2 + max_gap 5", {"stitch": True, "low_score": 0.2, "max_gap": 5}),
     ("combo: stitch + one stage + n_init 5", {"stitch": True, "low_score": None, "n_init": 5}),
     (
         "combo: one stage + n_init 5 + max_cosine_distance 0.1",
