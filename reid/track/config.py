@@ -182,12 +182,12 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
     {
         name: MappingProxyType(row)
         for name, row in {
-            # PETS 0.603 / 0.580 -> 0.634 / 0.707, TUD 0.644 / 0.623 -> 0.696 / 0.702, seed 7
+            # PETS 0.603 / 0.580 -> 0.633 / 0.707, TUD 0.644 / 0.623 -> 0.696 / 0.702, seed 7
             # 0.702 / 0.739 -> 0.738 / 0.759, seed 11 0.687 / 0.776 -> 0.713 / 0.767, demo world
             # 0.543 / 0.621 -> 0.549 / 0.620 (MOTA / IDF1)
             "nanodet": {"stitch": True, "low_score": 0.2},
             # PETS 0.814 / 0.690 -> 0.827 / 0.757, TUD 0.807 / 0.794 -> 0.809 / 0.815, seed 7
-            # 0.800 / 0.751 -> 0.821 / 0.765, seed 11 0.852 / 0.914 -> 0.855 / 0.923, demo world
+            # 0.800 / 0.751 -> 0.821 / 0.764, seed 11 0.852 / 0.914 -> 0.855 / 0.923, demo world
             # 0.706 / 0.718 -> 0.701 / 0.722
             "yolox": {"stitch": True, "low_score": 0.2, "n_init": 5},
         }.items()
