@@ -38,6 +38,10 @@ Beyond DeepSORT:
   things stand still and look the same for ``clutter_frames`` frames (``reid.track.clutter``); a
   box there starts no track, and a weak box there (with "all" any box) feeds only a track that
   moved (traffic cones, a sign post), so a person who walked in and stopped keeps their track.
+* **Tracklet stitching**, with ``stitch``: a track confirmed in this frame takes the number of
+  a lost track that ended before it began, when it looks like it and starts where that track
+  went (``_stitch``; after StrongSORT's AFLink, without learning). Fragmentation, not
+  swapping, is what it mends: on PETS with YOLOX-Nano it raised IDF1 0.690 -> 0.727.
 
 A track's boxes are emitted once it is confirmed (its tentative first boxes included, so a
 track's first frames are not lost); rows may therefore belong to earlier frames.
@@ -433,8 +437,9 @@ class DeepSortTracker:
 
         Online, so ingestion stores nothing to relabel later: a lost track is still alive (at
         most ``max_age`` frames since its last box), so ingestion has not closed its number yet,
-        and the new track simply takes that number; its tentative boxes are emitted under it,
-        after the gap's interpolated boxes when the gap is at most ``max_gap``. Candidates ended
+        and the new track simply takes that number; its tentative boxes are emitted under it.
+        The gap is not filled (a hidden person rarely walked a straight line: filled boxes
+        lowered MOTA by up to 0.003 on PETS and TUD with YOLOX-Nano). Candidates ended
         before the new track's first box (two people seen at once are never joined); the
         Hungarian pairing uses the appearance distance plus the motion distance in units of
         the allowed reach."""

@@ -271,8 +271,15 @@ def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, t
     best = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
     assert isinstance(best.detector, YoloxDetector) and best.detector.input_hw == (384, 480)
     assert "yolox-nano" in best.detector_note and "384x480" in best.detector_note
-    assert (best.detector.score_threshold, best.high_score) == (0.15, 0.35)  # two-stage as before
+    # two-stage at the YOLOX profile's bar; the checkpoint header holds the effective settings
+    from reid.track.config import PROFILES
+
+    profile = PROFILES["yolox"]
+    assert (best.detector.score_threshold, best.high_score) == (profile["low_score"], 0.35)
+    assert best.settings()["tracker"]["n_init"] == profile["n_init"]
+    assert best.tracker_note.startswith("tracker: yolox profile")
     assert best.settings()["detector"] != bundled.settings()["detector"]
+    assert best.settings()["tracker"] != bundled.settings()["tracker"]
     best.close()
 
 
