@@ -89,9 +89,23 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("n_init 4", {"n_init": 4}),
     ("n_init 5", {"n_init": 5}),
     ("appearance reid", {"appearance": "reid"}),  # only with --reid
+    ("stitch", {"stitch": True}),
+    ("stitch, stitch_look 0.25", {"stitch": True, "stitch_look": 0.25}),
+    ("stitch, stitch_look 0.4", {"stitch": True, "stitch_look": 0.4}),
+    ("stitch, stitch_speed 0.2", {"stitch": True, "stitch_speed": 0.2}),
+    ("stitch, stitch_shape 1.5", {"stitch": True, "stitch_shape": 1.5}),
+    ("stitch, stitch_shape 2.5", {"stitch": True, "stitch_shape": 2.5}),
     # combinations of the single changes that helped both real and synthetic footage
     ("combo: one stage + n_init 5", {"low_score": None, "n_init": 5}),
     ("combo: low_score 0.25 + n_init 5", {"low_score": 0.25, "n_init": 5}),
+    ("combo: stitch + n_init 5", {"stitch": True, "n_init": 5}),
+    ("combo: stitch + max_gap 5", {"stitch": True, "max_gap": 5}),
+    ("combo: stitch + low_score 0.25 + n_init 5", {"stitch": True, "low_score": 0.25, "n_init": 5}),
+    ("combo: stitch + low_score 0.2 + n_init 5", {"stitch": True, "low_score": 0.2, "n_init": 5}),
+    ("combo: stitch + low_score 0.25", {"stitch": True, "low_score": 0.25}),
+    ("combo: stitch + low_score 0.2", {"stitch": True, "low_score": 0.2}),
+    ("combo: stitch + low_score 0.2 + max_gap 5", {"stitch": True, "low_score": 0.2, "max_gap": 5}),
+    ("combo: stitch + one stage + n_init 5", {"stitch": True, "low_score": None, "n_init": 5}),
     (
         "combo: one stage + n_init 5 + max_cosine_distance 0.1",
         {"low_score": None, "n_init": 5, "max_cosine_distance": 0.1},
@@ -151,6 +165,10 @@ class Video:
 
     def score(self, cfg: IngestConfig) -> dict:
         """Replay the tracker with ``cfg`` on the cached boxes and score the tracks."""
+        return score_sequence(self.gt, self.track(cfg))
+
+    def track(self, cfg: IngestConfig) -> Detections:
+        """Replay the tracker with ``cfg`` on the cached boxes: the scored tracked boxes."""
         if cfg.low_score is None or cfg.low_score >= self.high_score:
             bar, high = max(self.high_score, cfg.low_score or 0.0), 0.0  # one stage
         else:
@@ -166,8 +184,7 @@ class Video:
             if len(tracked):
                 rows.append(tracked)
         hyp = Detections.merge(rows) if rows else Detections.empty()
-        hyp = self.score_zones.keep(self.source.zones.keep(_in_frames(hyp, self.frames)))
-        return score_sequence(self.gt, hyp)
+        return self.score_zones.keep(self.source.zones.keep(_in_frames(hyp, self.frames)))
 
 
 def _in_frames(dets: Detections, frames: tuple[int, int] | None) -> Detections:
@@ -227,20 +244,25 @@ def main() -> None:
     ap.add_argument(
         "--demo-world", action="store_true", help="also the full demo world (seed 7, 2 min)"
     )
+    ap.add_argument(
+        "--no-profiles",
+        action="store_true",
+        help="rows relative to the generic defaults, not each detector's tracking profile",
+    )
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     models = args.cache / "models"
     if not (models / args.yolox.name).is_file():
         install_model("yolox-nano", args.yolox, models)
-    detectors = {
-        "NanoDet": IngestConfig(models_dir=str(args.cache / "no-models")),
-        "YOLOX-Nano": IngestConfig(models_dir=str(models)),
+    detectors = {  # (config, the create_detector name ``auto`` resolves to: its profile)
+        "NanoDet": (IngestConfig(models_dir=str(args.cache / "no-models")), "nanodet"),
+        "YOLOX-Nano": (IngestConfig(models_dir=str(models)), "yolox"),
     }
     seqs = sequences(args.shared, args.cache)
     if args.demo_world:
         seqs["demo"] = world_videos(args.cache / "worlds" / "demo", DEMO_WORLD, "demo")
     results: dict[str, dict[str, dict[str, list]]] = {}
-    for det, base in detectors.items():
+    for det, (base, family) in detectors.items():
         for vids in seqs.values():
             for v in vids:
                 v.detect(base, args.cache, det)
@@ -250,7 +272,10 @@ def main() -> None:
             if (args.only and name not in args.only) or (kw.get("appearance") and not args.reid):
                 continue
             t0 = time.perf_counter()
-            cfg = replace(IngestConfig.from_settings(**kw), models_dir=base.models_dir).validate()
+            cfg = replace(IngestConfig.from_settings(**kw), models_dir=base.models_dir)
+            if not args.no_profiles:
+                cfg = cfg.for_detector(family)[0]
+            cfg.validate()
             row: dict[str, Any] = {}
             pooled: dict[str, dict] = {"real": {}, "synthetic": {}}
             for seq, vids in seqs.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -96,6 +97,12 @@ def register(app: typer.Typer) -> None:
             "there start no track, weak boxes there feed only tracks that moved), all (no box "
             "there feeds a track that never moved), off (docs/tracking.md).",
         ),
+        stitch: bool | None = typer.Option(
+            None,
+            "--stitch/--no-stitch",
+            help="Join a track that breaks to the track that continues it (default: the "
+            "detector's tracking profile, docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -111,17 +118,15 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             zones = parse_zones(zone)
-            given = {
-                "detector": detector,
-                "appearance": appearance,
-                "detect_stride": stride,
-                "ground_cue": ground_cue,
-                "max_gap": max_gap,
-                "clutter": clutter,
+            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch) | {
+                k: v
+                for k, v in (
+                    ("appearance", appearance),
+                    ("detect_stride", stride),
+                    ("ground_cue", ground_cue),
+                )
+                if v is not None
             }
-            settings = {k: v for k, v in given.items() if v is not None}
-            if low_score is not None:
-                settings["low_score"] = low_score or None  # 0 = one stage
             cfg = IngestConfig.from_settings(
                 embedder_path=_model_path(model, s.reid_model),
                 models_dir=str(s.models_dir),
@@ -236,6 +241,17 @@ def register(app: typer.Typer) -> None:
         gt_scale: float | None = typer.Option(
             None, help="With --mot: multiply the truth's boxes (default: video width / imWidth)."
         ),
+        detector: str | None = typer.Option(
+            None, help="With --mot: the detector to ingest with (default auto), as for ingest."
+        ),
+        low_score: float | None = typer.Option(
+            None, help="With --mot: as for ingest (weak-box bar; 0 = one stage)."
+        ),
+        max_gap: int | None = typer.Option(None, help="With --mot: as for ingest."),
+        clutter: str | None = typer.Option(None, help="With --mot: as for ingest."),
+        stitch: bool | None = typer.Option(
+            None, "--stitch/--no-stitch", help="With --mot: as for ingest."
+        ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Score stored tracks against ground truth: a synthetic world (MOTA, IDF1, ID switches)
@@ -247,13 +263,19 @@ def register(app: typer.Typer) -> None:
                 raise ReidTraceError(
                     "give either --world or --mot", hint="e.g. --mot data/TUD-Stadtmitte"
                 )
+            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch)
+            if world is not None and settings:
+                raise ReidTraceError(
+                    f"--{next(iter(settings)).replace('_', '-')} goes with --mot",
+                    hint="a world is scored as ingested: give the settings to `reidtrace ingest`",
+                )
             if world is not None:
                 from indexer.ingest.evaluate import evaluate_tracking as run
 
                 out = run(world, db_url=load_settings().database_url)
             else:
                 zones = (zone, score_zone)
-                out = _evaluate_mot(mot, video, frames, zones, gt_scale, as_json)
+                out = _evaluate_mot(mot, video, frames, zones, gt_scale, as_json, settings)
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
         elif world is not None:
@@ -271,7 +293,8 @@ def register(app: typer.Typer) -> None:
             rows = dict(out["sequences"])
             if len(rows) > 1:
                 rows["pooled"] = out["pooled"]
-            typer.echo(f"detector {out['detector']}")
+            for note in out["notes"] or [f"detector {out['detector']}"]:
+                typer.echo(note)
             typer.echo(markdown_table(rows))
 
     @tracks_app.command("export")
@@ -347,6 +370,7 @@ def _evaluate_mot(
     zones: tuple[list[str], list[str]],
     gt_scale: float | None,
     as_json: bool,
+    settings: dict[str, Any],
 ) -> dict:
     """``evaluate-tracking --mot``: read the sequences, ingest them with the configured
     defaults when needed, and score them; ``zones`` are (``--zone``, ``--score-zone``)."""
@@ -363,7 +387,7 @@ def _evaluate_mot(
     s = load_settings()
     seqs = [read_sequence(f, video=video) for f in folders]
     cfg = IngestConfig.from_settings(
-        embedder_path=_model_path(None, s.reid_model), models_dir=str(s.models_dir)
+        embedder_path=_model_path(None, s.reid_model), models_dir=str(s.models_dir), **settings
     )
     with progress_bar(not as_json) as update:
         return evaluate_mot(
@@ -378,3 +402,19 @@ def _evaluate_mot(
             gt_scale=gt_scale,
             progress=update,
         )
+
+
+def _tracking_settings(
+    detector: str | None,
+    low_score: float | None,
+    max_gap: int | None,
+    clutter: str | None,
+    stitch: bool | None,
+) -> dict[str, Any]:
+    """The ingest settings the user gave (``ingest``, ``evaluate-tracking --mot``): only
+    these override the detector's tracking profile."""
+    given = {"detector": detector, "max_gap": max_gap, "clutter": clutter, "stitch": stitch}
+    settings = {k: v for k, v in given.items() if v is not None}
+    if low_score is not None:
+        settings["low_score"] = low_score or None  # 0 = one stage
+    return settings

@@ -10,6 +10,9 @@ from reid.detect import create_detector
 from reid.detect.catalog import ResolvedDetector, resolve_detector
 from reid.errors import ReidTraceError
 from reid.track import TrackerConfig
+from reid.track.config import detector_profile
+
+DEFAULT_LOW_SCORE = 0.15  # see IngestConfig.low_score
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,12 @@ class IngestConfig:
     min_track_frames: int = 3  # shorter tracks are dropped as noise
     # two-stage association: the detector reports boxes down to ``low_score``; those under its
     # own threshold may only continue tracks (reid.track); None = one stage
-    low_score: float | None = 0.15
+    low_score: float | None = DEFAULT_LOW_SCORE
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     threads: int | None = None  # ONNX Runtime threads per process
+    # tracking settings the user gave (``from_settings``: CLI, settings): the detector's
+    # profile (``reid.track.config.PROFILES``, applied by ``for_detector``) never overrides them
+    explicit: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, **settings: Any) -> IngestConfig:
@@ -45,10 +51,37 @@ class IngestConfig:
                 hint=f"settings: {', '.join(sorted(own | TrackerConfig.names()))}",
             )
         tracker = {k: v for k, v in settings.items() if k in TrackerConfig.names()}
+        given = frozenset(tracker) | ({"low_score"} & set(settings))
         return cls(
-            **{k: v for k, v in settings.items() if k in own},
+            **{k: v for k, v in settings.items() if k in own and k != "explicit"},
             tracker=replace(TrackerConfig(), **tracker),
+            explicit=given | frozenset(settings.get("explicit", ())),
         )
+
+    def for_detector(self, detector: str) -> tuple[IngestConfig, str]:
+        """This config with the tracking profile of ``detector`` (a ``create_detector`` name,
+        as ``resolve_detector`` gives it) applied, and one line that says what it set.
+
+        A profile sets only what the user left alone: names in ``explicit``, and any tracking
+        setting that differs from its generic default (a config built in code), are kept."""
+        family, profile = detector_profile(detector)
+        generic = TrackerConfig()
+        changed = {f.name for f in fields(TrackerConfig)
+                   if getattr(self.tracker, f.name) != getattr(generic, f.name)}  # fmt: skip
+        if self.low_score != DEFAULT_LOW_SCORE:
+            changed.add("low_score")
+        applied = {k: v for k, v in profile.items() if k not in self.explicit | changed}
+        tracker = {k: v for k, v in applied.items() if k != "low_score"}
+        own = {"low_score": applied["low_score"]} if "low_score" in applied else {}
+        out = replace(self, tracker=replace(self.tracker, **tracker), **own)
+        if family is None:
+            return out, f"tracker: defaults (no profile for detector {detector})"
+        kept = sorted(set(profile) - set(applied))
+        said = ", ".join(f"{k}={v}" for k, v in sorted(applied.items())) or "the defaults"
+        note = f"tracker: {family} profile ({said}" + (
+            f"; kept as given: {', '.join(kept)})" if kept else ")"
+        )
+        return out, note
 
     def validate(self) -> IngestConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""

@@ -105,6 +105,7 @@ class MotSequence:
     gt_path: Path
     footage: Path
     im_width: int | None  # seqinfo.ini imWidth: the size the truth is drawn at
+    fps: float | None = None  # seqinfo.ini frameRate: the rate of an img1/ frame folder
 
 
 def read_sequence(folder: str | Path, *, video: str | Path | None = None) -> MotSequence:
@@ -141,7 +142,17 @@ def read_sequence(folder: str | Path, *, video: str | Path | None = None) -> Mot
         raise ReidTraceError(
             f"{folder / 'seqinfo.ini'}: imWidth is not a number", hint="fix it, or pass --gt-scale"
         ) from err
-    return MotSequence(folder, info.get("name") or folder.name, gt, footage, width)
+    try:
+        fps = float(info["framerate"]) if "framerate" in info else None
+    except ValueError as err:
+        raise ReidTraceError(
+            f"{folder / 'seqinfo.ini'}: frameRate is not a number", hint="fix it, e.g. 25"
+        ) from err
+    if fps is not None and not fps > 0:
+        raise ReidTraceError(
+            f"{folder / 'seqinfo.ini'}: frameRate must be > 0, got {fps}", hint="fix it, e.g. 25"
+        )
+    return MotSequence(folder, info.get("name") or folder.name, gt, footage, width, fps)
 
 
 def _footage(folder: Path, info: dict[str, str]) -> Path:
@@ -217,6 +228,7 @@ def evaluate_mot(
     if gt_scale is not None and not gt_scale > 0:
         raise ReidTraceError(f"--gt-scale must be > 0, got {gt_scale}", hint="e.g. 0.625")
     per: dict[str, dict] = {}
+    notes: list[str] = []  # which detector and tracking profile ran (ingested this time)
     for seq in sequences:
         report = ingest(
             [seq.footage],
@@ -227,8 +239,10 @@ def evaluate_mot(
             camera=seq.name,
             zones=zones,
             progress=progress,
+            fps=seq.fps,
         )
         v = report.videos[0]
+        notes += [n for n in v.notes if n.startswith(("detector", "tracker")) and n not in notes]
         if v.status not in ("done", "skipped"):
             raise ReidTraceError(
                 f"ingesting {seq.footage} failed: {v.error}",
@@ -256,6 +270,7 @@ def evaluate_mot(
         "sequences": _public(per),
         "pooled": pool_sequences(per),
         "detector": cfg.detector,
+        "notes": notes,
         "frames": list(frames) if frames else None,
         "zones": zones.as_json(),
     }

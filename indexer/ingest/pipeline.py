@@ -86,7 +86,8 @@ def ingest_video(
             report.notes.append("already ingested (same content hash)")
             return report
         stages = Stages(cfg, source, (info.height, info.width))
-        report.notes.append(stages.detector_note)
+        report.notes += [stages.detector_note, stages.tracker_note]
+        cfg = stages.cfg  # with the detector's tracking profile applied
         state = _fresh_state(cfg, stages, source, info)
         start = 0
         if opened.frames_done > 0:

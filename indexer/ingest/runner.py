@@ -94,12 +94,14 @@ def ingest(
     market_split: str | None = None,
     zones: Zones | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    fps: float | None = None,
 ) -> IngestReport:
     """Ingest ``paths`` into the store and index; a bad video fails alone (see the report).
 
     With ``market_split`` ("gallery", "query", "train" or "all") the paths are Market-1501-format
     folders of crops instead of footage (see ``indexer.ingest.market``). ``zones`` (the CLI's
-    ``--zone``) replace every source's own zones (``reid.zones``).
+    ``--zone``) replace every source's own zones (``reid.zones``); ``fps`` is the frame rate of
+    frame-image folders (``discover_sources``).
     """
     cfg.validate()
     model_id = model_identity(cfg.embedder_path or default_model())
@@ -108,7 +110,9 @@ def ingest(
     if workers < 1:
         raise ReidTraceError(f"workers must be >= 1, got {workers}", hint="try --workers 2")
     sources = (
-        [] if market_split else discover_sources(paths, camera=camera, start=start, zones=zones)
+        []
+        if market_split
+        else discover_sources(paths, camera=camera, start=start, zones=zones, fps=fps)
     )
     index_path = Path(index_path)
     index_path.parent.mkdir(parents=True, exist_ok=True)

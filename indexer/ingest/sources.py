@@ -82,10 +82,13 @@ def discover_sources(
     camera: str | None = None,
     start: str | None = None,
     zones: Zones | None = None,
+    fps: float | None = None,
 ) -> list[Source]:
     """Expand the user's paths into sources, in a stable order; unknown paths are errors.
 
-    ``zones`` (the CLI's ``--zone``), when given and not empty, replace every source's own."""
+    ``zones`` (the CLI's ``--zone``), when given and not empty, replace every source's own;
+    ``fps`` is the frame rate of frame-image folders without one of their own (a folder does
+    not say its rate; a MOT sequence's seqinfo.ini does); videos keep their container's."""
     if not paths:
         raise ReidTraceError("nothing to ingest", hint="give video files or folders")
     start_time = parse_start(start)
@@ -112,6 +115,10 @@ def discover_sources(
                 out.append(Source(f, name, start_time))
         else:
             out.append(Source(p, camera or p.stem, start_time))
+    if fps is not None and not fps > 0:
+        raise ReidTraceError(f"fps must be > 0, got {fps}", hint="e.g. 25 (seqinfo.ini frameRate)")
     if zones:
         out = [replace(s, zones=zones) for s in out]
+    if fps is not None:
+        out = [replace(s, fps=fps) if s.path.is_dir() and s.fps is None else s for s in out]
     return out

@@ -51,8 +51,11 @@ class Stages:
     def __init__(
         self, cfg: IngestConfig, source: Source, frame_hw: tuple[int, int] | None = None
     ) -> None:
-        self.cfg = cfg
         chosen = cfg.resolve_detector(frame_hw)  # ``auto`` -> a model; input size per camera
+        # the tracking profile of the detector that runs (user-given settings win); ``cfg``
+        # is the effective config from here on (checkpoint header, report, pipeline)
+        cfg, self.tracker_note = cfg.for_detector(chosen.name)
+        self.cfg = cfg
         self.detector_note = chosen.note
         name, opts = chosen.name, chosen.options
         # what a saved state depends on: the model and its options (not the thread count)

@@ -167,5 +167,3 @@ class ClutterMap:
         self.scenery = np.asarray(arrays.get("scenery", np.zeros(0)), bool).copy()
         self.brought = np.asarray(arrays.get("brought", np.zeros(0)), bool).copy()
         self.box, self.look = self.box.copy(), self.look.copy()
-
-

@@ -8,6 +8,7 @@ default is given beside it (measurements: ``docs/tracking.md``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 from typing import Any
 
 from reid.errors import ReidTraceError
@@ -68,6 +69,19 @@ class TrackerConfig:
     clutter_iou: float = 0.6
     clutter_look: float = 0.2
     clutter_move: float = 0.5
+    # tracklet stitching (reid.track.deepsort, "Stitching"): when a new track is confirmed,
+    # it continues a lost confirmed track that ended before it began (no overlap in time),
+    # still inside ``max_age``, whose look is within ``stitch_look`` (cosine distance, mean
+    # over the new track's boxes, against the old gallery) and whose last box, or that box
+    # carried on at the track's velocity, is within ``stitch_reach`` box heights of the new
+    # track's first box, plus ``stitch_speed`` heights per frame of gap (a walker at 10 fps);
+    # box heights within a factor ``stitch_shape`` (2: a person's box before they were hidden
+    # is often cut by what hid them). Off when False
+    stitch: bool = False
+    stitch_look: float = 0.3
+    stitch_reach: float = 0.5
+    stitch_speed: float = 0.1
+    stitch_shape: float = 2.0
 
     def validate(self) -> TrackerConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
@@ -137,6 +151,14 @@ class TrackerConfig:
                 hint="clutter_frames >= 1 (default 100), clutter_iou in (0, 1] (0.6), "
                 "clutter_look in (0, 2] (0.2), clutter_move > 0 (0.5)",
             )
+        stitching = (self.stitch_look, self.stitch_reach, self.stitch_speed, self.stitch_shape)
+        if not (0 < self.stitch_look <= 2 and min(stitching[1:3]) >= 0 and self.stitch_shape >= 1):
+            raise ReidTraceError(
+                f"bad stitching setting(s): stitch_look, stitch_reach, stitch_speed, "
+                f"stitch_shape = {stitching}",
+                hint="stitch_look in (0, 2] (default 0.3), stitch_reach >= 0 (0.5 box "
+                "heights), stitch_speed >= 0 (0.1 heights a frame), stitch_shape >= 1 (2)",
+            )
         return self
 
     @classmethod
@@ -148,6 +170,45 @@ class TrackerConfig:
         """The settings as plain JSON values (saved with a checkpoint: a resumed video must be
         tracked with the settings it started with)."""
         return asdict(self)
+
+
+# Per-detector profiles: the settings that differ from the defaults above (and ingestion's
+# ``low_score``, 0.15) for one detector family, chosen on PETS, TUD and the synthetic worlds
+# together with that detector (docs/tracking.md, "Per-detector profiles"). The key is the start
+# of the ``create_detector`` name (``nanodet-int8`` is in the ``nanodet`` family); a detector
+# with no row runs the defaults. Settings the user gives (CLI, settings, ``from_settings``)
+# always win over a profile.
+PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
+    {
+        name: MappingProxyType(row)
+        for name, row in {
+            # PETS 0.603 / 0.580 -> 0.633 / 0.707, TUD 0.644 / 0.623 -> 0.696 / 0.702, seed 7
+            # 0.702 / 0.739 -> 0.738 / 0.759, seed 11 0.687 / 0.776 -> 0.713 / 0.767, demo world
+            # 0.543 / 0.621 -> 0.549 / 0.620 (MOTA / IDF1)
+            "nanodet": {"stitch": True, "low_score": 0.2},
+            # PETS 0.814 / 0.690 -> 0.827 / 0.757, TUD 0.807 / 0.794 -> 0.809 / 0.815, seed 7
+            # 0.800 / 0.751 -> 0.821 / 0.764, seed 11 0.852 / 0.914 -> 0.855 / 0.923, demo world
+            # 0.706 / 0.718 -> 0.701 / 0.722
+            "yolox": {"stitch": True, "low_score": 0.2, "n_init": 5},
+        }.items()
+    }
+)
+
+
+def detector_profile(detector: str) -> tuple[str | None, dict[str, Any]]:
+    """``(family, settings)`` of the profile for a ``create_detector`` name (``None``, ``{}``
+    when the detector has no profile: the defaults). ``settings`` are flat: tracker settings and
+    ``low_score``."""
+    if not isinstance(detector, str):
+        raise ReidTraceError(
+            f"detector name must be a string, got {detector!r}",
+            hint=f"profiles exist for: {', '.join(PROFILES)}",
+        )
+    key = detector.strip().lower().replace("_", "-")
+    for family, row in PROFILES.items():
+        if key == family or key.startswith(family + "-"):
+            return family, dict(row)
+    return None, {}
 
 
 def _not_count(value: object, low: int) -> bool:

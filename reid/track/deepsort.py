@@ -38,6 +38,10 @@ Beyond DeepSORT:
   things stand still and look the same for ``clutter_frames`` frames (``reid.track.clutter``); a
   box there starts no track, and a weak box there (with "all" any box) feeds only a track that
   moved (traffic cones, a sign post), so a person who walked in and stopped keeps their track.
+* **Tracklet stitching**, with ``stitch``: a track confirmed in this frame takes the number of
+  a lost track that ended before it began, when it looks like it and starts where that track
+  went (``_stitch``; after StrongSORT's AFLink, without learning). Fragmentation, not
+  swapping, is what it mends: on PETS with YOLOX-Nano it raised IDF1 0.690 -> 0.727.
 
 A track's boxes are emitted once it is confirmed (its tentative first boxes included, so a
 track's first frames are not lost); rows may therefore belong to earlier frames.
@@ -235,6 +239,8 @@ class DeepSortTracker:
         self._fill_galleries()
         if weak:
             self._second_stage(weak, dets.xyxy)
+        if self.config.stitch:
+            self._stitch(int(dets.frame_idx[0]) if len(dets) else None)
         if self.clutter is not None and len(dets):
             brought = np.zeros(len(dets), bool)
             for t in self.tracks:
@@ -423,6 +429,72 @@ class DeepSortTracker:
                 continue  # a weak box on scenery only continues a track that walked in
             if iou[r, c] >= self.config.second_iou:
                 self._update(lost[r], weak[c])
+
+    # -- stitching --------------------------------------------------------------------------
+
+    def _stitch(self, frame: int | None) -> None:
+        """Tracks confirmed in this frame continue lost tracks they can only be the rest of.
+
+        Online, so ingestion stores nothing to relabel later: a lost track is still alive (at
+        most ``max_age`` frames since its last box), so ingestion has not closed its number yet,
+        and the new track simply takes that number; its tentative boxes are emitted under it.
+        The gap is not filled (a hidden person rarely walked a straight line: filled boxes
+        lowered MOTA by up to 0.003 on PETS and TUD with YOLOX-Nano). Candidates ended
+        before the new track's first box (two people seen at once are never joined); the
+        Hungarian pairing uses the appearance distance plus the motion distance in units of
+        the allowed reach."""
+        if frame is None:
+            return
+        new = [t for t in self.tracks if t.status == CONFIRMED and t.tid not in self.track_no
+               and t.since_update == 0]  # fmt: skip
+        lost = [t for t in self.tracks if t.status == CONFIRMED and t.since_update >= 1
+                and t.tid in self.track_no and t.tid in self.last]  # fmt: skip
+        if not new or not lost:
+            return
+        cfg = self.config
+        cost = np.full((len(new), len(lost)), np.inf)
+        for r, t in enumerate(new):
+            boxes = self.pending.get(t.tid, [])
+            first = int(boxes[0].frame_idx[0]) if boxes else frame
+            if boxes:
+                x0, y0, x1, y1 = boxes[0].xyxy[0].astype(np.float64)
+            else:
+                x0, y0, x1, y1 = kalman.to_ltrb(t.mean).astype(np.float64)
+            start = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+            feats = np.asarray(t.features, np.float32)
+            for c, old in enumerate(lost):
+                end, box = self.last[old.tid]
+                gap = first - end
+                if gap < 1:
+                    continue  # seen at the same time: two people
+                h_old, h_new = float(box[3] - box[1]), float(y1 - y0)
+                shape = cfg.stitch_shape
+                if min(h_old, h_new) <= 0 or not 1 / shape <= h_new / h_old <= shape:
+                    continue
+                h = max(h_old, h_new)  # a partly hidden person's box is the shorter one
+                centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
+                carried = centre + gap * np.asarray(old.mean[4:6], np.float64)
+                move = min(np.hypot(*(start - centre)), np.hypot(*(start - carried))) / h
+                reach = cfg.stitch_reach + cfg.stitch_speed * gap
+                look = float(association.nn_cosine_distance(self.gallery[old.tid], feats).mean())
+                if move <= reach and look <= cfg.stitch_look:
+                    cost[r, c] = look / cfg.stitch_look + move / max(reach, 1e-9)
+        ok = np.isfinite(cost)
+        if not ok.any():
+            return
+        gone: set[int] = set()
+        for r, c in zip(*linear_sum_assignment(np.where(ok, cost, 1e9)), strict=True):
+            if not ok[r, c]:
+                continue
+            t, old = new[r], lost[c]
+            self.track_no[t.tid] = self.track_no[old.tid]
+            mine = self.gallery.get(t.tid, np.asarray(t.features, np.float32))
+            rows = np.concatenate([self.gallery[old.tid], mine])
+            self.gallery[t.tid] = rows if cfg.nn_budget is None else rows[-cfg.nn_budget :]
+            t.origin, t.moved = old.origin, old.moved or t.moved
+            gone.add(old.tid)
+            del self.gallery[old.tid]
+        self.tracks = [t for t in self.tracks if t.tid not in gone]
 
     # -- output ------------------------------------------------------------------------------
 

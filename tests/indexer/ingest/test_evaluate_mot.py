@@ -225,3 +225,53 @@ def test_sequences_pool_and_names_must_differ(sequence, tmp_path, tiny_embedder)
     assert out["pooled"]["gt_boxes"] == 2 * 2 * 5 and out["pooled"]["mota"] == 1.0
     with pytest.raises(ReidTraceError, match="same name"):
         evaluate_mot([seqs[0], seqs[0]], **kw)
+
+
+def test_a_frame_folder_is_ingested_at_its_seqinfo_frame_rate(sequence, tmp_path, tiny_embedder):
+    import shutil
+
+    from sqlalchemy import select
+
+    from indexer.store.models import Video
+
+    fast = tmp_path / "TINY-25"
+    shutil.copytree(sequence, fast)
+    ini = (fast / "seqinfo.ini").read_text().replace("frameRate=10", "frameRate=25")
+    (fast / "seqinfo.ini").write_text(ini.replace("name=TINY-01", "name=TINY-25"))
+    (fast.parent / "oracle.txt").write_bytes((sequence.parent / "oracle.txt").read_bytes())
+    assert read_sequence(sequence).fps == 10 and read_sequence(fast).fps == 25
+    out = _evaluate(fast, tmp_path, tiny_embedder)
+    assert out["sequences"]["TINY-25"]["mota"] == 1.0
+    assert any(n.startswith("tracker:") for n in out["notes"])
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with make_session_factory(engine)() as session:
+        assert session.scalars(select(Video.fps)).all() == [25.0]
+    engine.dispose()
+    (fast / "seqinfo.ini").write_text(ini.replace("frameRate=25", "frameRate=fast"))
+    with pytest.raises(ReidTraceError, match="frameRate is not a number"):
+        read_sequence(fast)
+
+
+def test_cli_tracking_knobs_reach_the_config(sequence, tmp_path, monkeypatch, capsys) -> None:
+    """``--detector`` and the tracker knobs are the ingest settings the user gave (they win
+    over the detector's profile); with ``--world`` they are refused in one line."""
+    import indexer.ingest.evaluate as evaluate
+
+    seen = {}
+
+    def fake(seqs, *, cfg, **kw):
+        seen["cfg"] = cfg
+        return {"sequences": {}, "pooled": {}, "detector": cfg.detector, "notes": []}
+
+    monkeypatch.setattr(evaluate, "evaluate_mot", fake)
+    monkeypatch.setenv("REIDTRACE_HOME", str(tmp_path / "home"))
+    args = ["--detector", "hog", "--low-score", "0", "--max-gap", "4", "--stitch", "--json"]
+    code, _, _ = run(["evaluate-tracking", "--mot", str(sequence), *args], capsys)
+    cfg = seen["cfg"]
+    assert code == 0 and cfg.detector == "hog" and cfg.low_score is None
+    assert cfg.tracker.max_gap == 4 and cfg.tracker.stitch
+    assert {"low_score", "max_gap", "stitch"} <= cfg.explicit
+    code, _, err = run(
+        ["evaluate-tracking", "--world", str(tmp_path), "--low-score", "0.2"], capsys
+    )
+    one_line_error(code, err, "goes with --mot")

@@ -236,12 +236,19 @@ def test_two_stage_lowers_the_detectors_bar_and_raises_the_trackers(tiny_world) 
     from indexer.ingest.stages import Stages
 
     source = discover_sources([tiny_world[0]])[0]
+    from reid.track.config import PROFILES
+
+    # the bar is NanoDet's profile's (reid.track.config.PROFILES) unless the user gives one
     parts = Stages(IngestConfig(detector="nanodet"), source)
-    assert (parts.detector.score_threshold, parts.high_score) == (0.15, 0.35)
+    bar = PROFILES["nanodet"]["low_score"]
+    assert (parts.detector.score_threshold, parts.high_score) == (bar, 0.35)
+    given = Stages(IngestConfig.from_settings(detector="nanodet", low_score=0.15), source)
+    assert (given.detector.score_threshold, given.high_score) == (0.15, 0.35)
+    assert "kept as given: low_score" in given.tracker_note
     one_stage = Stages(IngestConfig(detector="nanodet", low_score=None), source)
     assert (one_stage.detector.score_threshold, one_stage.high_score) == (0.35, 0.0)
-    parts.close()
-    one_stage.close()
+    for stages in (parts, given, one_stage):
+        stages.close()
 
 
 def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, tmp_path) -> None:
@@ -264,8 +271,15 @@ def test_auto_runs_the_best_installed_detector_at_the_cameras_size(tiny_world, t
     best = Stages(IngestConfig(models_dir=str(tmp_path / "models")), source, (360, 480))
     assert isinstance(best.detector, YoloxDetector) and best.detector.input_hw == (384, 480)
     assert "yolox-nano" in best.detector_note and "384x480" in best.detector_note
-    assert (best.detector.score_threshold, best.high_score) == (0.15, 0.35)  # two-stage as before
+    # two-stage at the YOLOX profile's bar; the checkpoint header holds the effective settings
+    from reid.track.config import PROFILES
+
+    profile = PROFILES["yolox"]
+    assert (best.detector.score_threshold, best.high_score) == (profile["low_score"], 0.35)
+    assert best.settings()["tracker"]["n_init"] == profile["n_init"]
+    assert best.tracker_note.startswith("tracker: yolox profile")
     assert best.settings()["detector"] != bundled.settings()["detector"]
+    assert best.settings()["tracker"] != bundled.settings()["tracker"]
     best.close()
 
 
