@@ -5,10 +5,11 @@
 3. ingest the four videos with the default detector (the best installed), tracker and embedder
    into a demo store;
 4. score the stored tracks against the truth (MOTA, IDF1) and check the index against SQL;
-5. trace one subject by photo: the ``market/query`` crop of the test identity with the most true
-   contacts, searched as a crop, traced (trajectory, contacts at d = 2 m, T = 5 s, depth 1) and
-   written as ``trace_report.html``, side by side with that identity's truth; then score every
-   test identity the same way (``evaluate-tracing --world DIR --query photo``).
+5. trace one subject by photo: the ``market/query`` crop of the test identity (of those with a
+   query crop) with the most true contacts, searched as a crop, traced (trajectory, contacts
+   at d = 2 m, T = 5 s, depth 1) and written as ``trace_report.html``, side by side with that
+   identity's truth; then score every test identity the same way (``evaluate-tracing --world
+   DIR --query photo``).
 
 Stage 5 makes the calls ``reidtrace trace CROP --crop --report`` and ``reidtrace
 evaluate-tracing --query photo`` make (``photo_subject``, ``trace``, ``write_report``,

@@ -125,7 +125,8 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the demo world."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks."""
+    """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks,
+    then trace a subject by photo against the truth and write its HTML report."""
     from indexer.settings import load_settings
     from reidtrace.demo import run_demo  # every stage (FAISS, SQLAlchemy, ONNX Runtime)
 
