@@ -49,38 +49,11 @@ def _searcher(*, crop: bool) -> Any:
     )
 
 
-def _photo_subject(searcher: Any, image: Path, *, box: int | None, crop: bool) -> tuple[int, float]:
-    """The track that looks most like the person in ``image`` (as ``reidtrace search`` ranks by
-    default) and its ranking score. A frame showing several people needs ``box``; nobody in the
-    photo, or no track, is a user error."""
-    from indexer.query.search import rank_value
-
-    results = searcher.search_image(image, top_k=1, mode="crop" if crop else "auto", box=box)
-    if len(results) > 1:
-        raise ReidTraceError(
-            f"the photo shows {len(results)} people: which one?",
-            hint=f"add --box N (0 to {len(results) - 1}, left to right), "
-            "see `reidtrace search IMAGE`",
-        )
-    hits = results[0].hits
-    if not hits:
-        raise ReidTraceError("no stored track looks like the photo", hint="ingest footage first")
-    return hits[0].track_id, rank_value(hits[0])
-
-
 def _photo_tracks() -> Callable[[Path], int | None]:
     """evaluate-tracing --query photo: crop file -> the track a search of it puts first."""
-    searcher = _searcher(crop=True)
+    from indexer.query.trace import photo_track_finder
 
-    def best(crop: Path) -> int | None:
-        try:
-            return _photo_subject(searcher, crop, box=None, crop=True)[0]
-        except ReidTraceError as err:
-            if "no stored track" in err.message:
-                return None
-            raise
-
-    return best
+    return photo_track_finder(_searcher(crop=True))
 
 
 def _print_trace(doc: dict) -> None:
@@ -178,7 +151,7 @@ def register(app: typer.Typer) -> None:
         """Where was this person, when, and who was close: trajectory across cameras, contacts."""
         from indexer.query.report import SqlReportSource, write_report
         from indexer.query.session import query_session
-        from indexer.query.trace import check_contact_args
+        from indexer.query.trace import check_contact_args, photo_subject
         from indexer.query.trace import trace as run
         from indexer.settings import load_settings
 
@@ -198,7 +171,7 @@ def register(app: typer.Typer) -> None:
             s = load_settings()
             score = None
             if image is not None:
-                track, score = _photo_subject(_searcher(crop=crop), image, box=box, crop=crop)
+                track, score = photo_subject(_searcher(crop=crop), image, box=box, crop=crop)
             with query_session(s.database_url) as session:
                 doc = run(
                     session,

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from reidtrace.app import bench_app, friendly_errors, out_console, progress_bar
 
-__all__ = ["print_world_summary", "register"]
+__all__ = ["print_demo_summary", "print_demo_trace", "print_world_summary", "register"]
 
 
 def synth(
@@ -125,7 +125,8 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the demo world."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks."""
+    """Run the end-to-end demo: render a world, evaluate the model, ingest, score the tracks,
+    then trace a subject by photo against the truth and write its HTML report."""
     from indexer.settings import load_settings
     from reidtrace.demo import run_demo  # every stage (FAISS, SQLAlchemy, ONNX Runtime)
 
@@ -144,6 +145,11 @@ def demo(
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, default=str))
         return
+    print_demo_summary(target, summary)
+
+
+def print_demo_summary(target: Path, summary: dict) -> None:
+    """What ``reidtrace demo`` prints: the world, every stage's numbers, then the trace."""
     print_world_summary(target, summary["world"])
     r, t, i = summary["reid"], summary["tracking"], summary["ingest"]
     typer.echo(
@@ -164,7 +170,129 @@ def demo(
             f"tracking vs truth: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  "
             f"ID switches {t['id_switches']}"
         )
+    print_demo_trace(summary.get("trace") or {}, summary.get("tracing") or {})
     typer.echo(f"done in {summary['seconds']} s; everything is in {target}")
+
+
+def _clock(iso: str) -> str:
+    return iso[11:21]  # HH:MM:SS.s of an ISO-8601 time: the demo world spans minutes
+
+
+def _span_iou(a: dict, b: dict) -> float:
+    from datetime import datetime
+
+    a0, a1, b0, b1 = (datetime.fromisoformat(x).timestamp()
+                      for x in (a["enter"], a["leave"], b["enter"], b["leave"]))  # fmt: skip
+    union = max(a1, b1) - min(a0, b0)
+    return max(min(a1, b1) - max(a0, b0), 0.0) / union if union > 0 else 0.0
+
+
+def _pair_visits(found: list[dict], true: list[dict]) -> list[tuple[dict | None, dict | None]]:
+    """Each found visit beside the true visit of its camera it overlaps most (one to one, for
+    reading only: ``evaluate-tracing`` scores with its own rule), then the true visits left."""
+    pairs: list[tuple[dict | None, dict | None]] = []
+    left = list(true)
+    for v in found:
+        best = max(
+            (t for t in left if t["camera"] == v["camera"]),
+            key=lambda t: _span_iou(v, t),
+            default=None,
+        )
+        if best is not None and _span_iou(v, best) > 0:
+            left.remove(best)
+        else:
+            best = None
+        pairs.append((v, best))
+    return pairs + [(None, t) for t in left]
+
+
+def print_demo_trace(tr: dict, scores: dict) -> None:
+    """The demo's trace beside the truth of its subject's identity, then the world's scores."""
+    if not tr:
+        return
+    if "error" in tr:
+        typer.echo(f"trace: {tr['error']}")
+        return
+    sub, d = tr["subject"], tr["contact_definition"]
+    truth, found = tr["truth"], sub["found_identity"]
+    typer.echo(
+        f"trace by photo {sub['photo']}\n"
+        f"  identity {sub['identity']}: of the test identities with a query crop, the one "
+        f"with the most true contacts ({len(truth['contacts'])}); the search ranks track "
+        f"{sub['track_id']} first (score {sub['score']:.3f}): person {sub['person_id']}, "
+        f"scored as identity {'?' if found is None else found}"
+        + ("" if found == sub["identity"] else " (NOT the photo's identity)")
+    )
+    visits = Table(title="trajectory: found | truth", title_justify="left")
+    for col in ("camera", "enter", "leave", "conf.", "tracks", "true enter", "true leave"):
+        visits.add_column(col)
+    for v, t in _pair_visits(tr["trajectory"], truth["trajectory"]):
+        true_cols = ["missed", "-"] if t is None else [_clock(t["enter"]), _clock(t["leave"])]
+        if v is None and t is not None:
+            visits.add_row(t["camera"], "-", "-", "-", "missed", *true_cols)
+        elif v is not None:
+            visits.add_row(
+                v["camera"], _clock(v["enter"]), _clock(v["leave"]), f"{v['confidence']:.2f}",
+                ", ".join(map(str, v["track_ids"])), *(["-", "-"] if t is None else true_cols),
+            )  # fmt: skip
+    out_console.print(visits)
+    true_exp = {c["identity"]: c["exposure_s"] for c in truth["contacts"]}
+    within = "co-appearing" if d["distance"] is None else f"within {d['distance']:g} {d['units']}"
+    contacts = Table(
+        title=f"contacts ({within} for >= {d['min_seconds']:g} s), by exposure: found | truth",
+        title_justify="left",
+    )
+    for col in (
+        "#",
+        "person",
+        "identity",
+        "exposure s",
+        "closest",
+        "per camera s",
+        "true exp. s",
+    ):
+        contacts.add_column(col)
+    shown: set[int] = set()
+    for rank, c in enumerate(tr["contacts"], 1):
+        who = c["identity"]
+        hit = who in true_exp and who not in shown
+        if hit:
+            shown.add(who)
+        contacts.add_row(
+            str(rank),
+            str(c["person_id"]) if c["person_id"] is not None else f"tracks {c['track_ids']}",
+            "?" if who is None else str(who),
+            f"{c['exposure_s']:.1f}",
+            "-" if c["closest"] is None else f"{c['closest']:.2f} {c['units']}",
+            ", ".join(f"{p['camera']} {p['exposure_s']:.1f}" for p in c["per_camera"]),
+            f"{true_exp[who]:.1f}"
+            if hit
+            else "duplicate"
+            if who in true_exp
+            else "subject"  # the subject's own identity: a person split in two
+            if who is not None and who == sub["identity"]
+            else "false",
+        )
+    for who, e in true_exp.items():
+        if who not in shown:
+            contacts.add_row("-", "missed", str(who), "-", "-", "-", f"{e:.1f}")
+    if tr["contacts"] or true_exp:
+        out_console.print(contacts)
+    else:
+        typer.echo(f"contacts ({within} for >= {d['min_seconds']:g} s): none found, none true")
+    for note in tr["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"report: {tr['report']}")
+    if scores:
+        mae = scores["exposure_mae_s"]
+        typer.echo(
+            f"tracing vs truth, all {scores['identities']} test identities traced by "
+            f"{scores['query']} (as `reidtrace evaluate-tracing --query {scores['query']}`): "
+            f"trajectory P {scores['trajectory_precision']:.3f} "
+            f"R {scores['trajectory_recall']:.3f}  "
+            f"contacts P {scores['contact_precision']:.3f} R {scores['contact_recall']:.3f}  "
+            f"exposure error {'-' if mae is None else f'{mae:.1f} s'}"
+        )
 
 
 def bench_synth(

@@ -213,7 +213,8 @@ def evaluate_tracing(
     photo_track: Callable[[Path], int | None] | None = None,
 ) -> dict:
     """Trajectory and contact scores of every test identity of an ingested world, traced by
-    its query crop (module docstring); plus per identity what was predicted.
+    its query crop (module docstring); plus per identity what was predicted, and per stored
+    person the truth identity it was scored as (``person_identities``).
 
     ``photo_track`` (crop file -> the track a photo search puts first, or None) traces the
     identities that have a ``market/query`` crop by its pixels instead of its truth box."""
@@ -224,6 +225,7 @@ def evaluate_tracing(
     cams = {cam: (gt, hyp) for cam, gt, hyp in world_tracks(world, db_url=db_url)}
     engine = make_engine(db_url)
     tp = n_pred = n_true = 0
+    identity_of_person: dict[int, int] = {}
     per_identity: dict[str, dict] = {}
     predicted_contacts: list[tuple[int, int | None, float]] = []
     try:
@@ -290,6 +292,7 @@ def evaluate_tracing(
         "contact_pairs_predicted": scored.predicted_pairs,
         "contact_pairs_matched": scored.matched_pairs,
         "per_identity": per_identity,
+        "person_identities": {str(p): i for p, i in sorted(identity_of_person.items())},
     }
 
 

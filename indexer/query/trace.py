@@ -3,23 +3,27 @@
 :func:`trace` builds the one document ``reidtrace trace --json`` prints and the HTML report
 renders (keys pinned by ``tests/indexer/query/test_trace.py``; the schema is in docs/query.md).
 It makes the persons current first (:func:`indexer.query.persons.ensure_persons`), so an answer
-never mixes old and new associations.
+never mixes old and new associations. :func:`photo_subject` is how a photo picks the subject
+(``reidtrace trace IMAGE``, ``evaluate-tracing --query photo`` and the demo all call it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from indexer.query.contacts import DEFAULT_MIN_SECONDS, MAX_DEPTH, find_contacts
 from indexer.query.persons import ensure_persons
+from indexer.query.search import ImageInput, Searcher, TrackHit, rank_value
 from indexer.query.trajectory import person_tracks, visits
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from reid.errors import ReidTraceError
 
-__all__ = ["TRACE_KEYS", "check_contact_args", "trace"]
+__all__ = ["TRACE_KEYS", "check_contact_args", "photo_subject", "photo_track_finder", "trace"]
 
 TRACE_KEYS = ("subject", "model", "contact_definition", "trajectory", "contacts", "notes")
 
@@ -40,6 +44,49 @@ def check_contact_args(distance: float | None, min_seconds: float, depth: int) -
             f"--depth must be 1 to {MAX_DEPTH}, got {depth}",
             hint="1: direct contacts, 2: also contacts of contacts",
         )
+
+
+def _best_hit(
+    searcher: Searcher, image: ImageInput, *, box: int | None, crop: bool
+) -> TrackHit | None:
+    """The stored track the search ranks first for the person of ``image`` (None: no track).
+    A photo showing several people needs ``box``."""
+    results = searcher.search_image(image, top_k=1, mode="crop" if crop else "auto", box=box)
+    if len(results) > 1:
+        raise ReidTraceError(
+            f"the photo shows {len(results)} people: which one?",
+            hint=f"add --box N (0 to {len(results) - 1}, left to right), "
+            "see `reidtrace search IMAGE`",
+        )
+    hits = results[0].hits
+    return hits[0] if hits else None
+
+
+def photo_subject(
+    searcher: Searcher, image: ImageInput, *, box: int | None = None, crop: bool = False
+) -> tuple[int, float]:
+    """The track that looks most like the person in ``image`` (as ``reidtrace search`` ranks
+    by default) and its ranking score: what :func:`trace` takes as ``track_id`` and ``score``.
+
+    ``crop``: the photo is a person crop, embedded whole with no detector (the synthetic
+    world's small crops need it: the detector misses most of them). Nobody in the photo, or
+    no stored track, is a user error.
+    """
+    hit = _best_hit(searcher, image, box=box, crop=crop)
+    if hit is None:
+        raise ReidTraceError("no stored track looks like the photo", hint="ingest footage first")
+    return hit.track_id, rank_value(hit)
+
+
+def photo_track_finder(searcher: Searcher) -> Callable[[Path], int | None]:
+    """For ``evaluate_tracing(photo_track=...)``: crop file -> the track :func:`photo_subject`
+    picks for it, or None when the store has no track for it."""
+
+    def best(crop: Path) -> int | None:
+        hit = _best_hit(searcher, crop, box=None, crop=True)
+        return None if hit is None else hit.track_id
+
+    return best
 
 
 def trace(

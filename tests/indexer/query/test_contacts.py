@@ -360,3 +360,17 @@ def test_postgresql_gives_the_same_answer(pg_url: str) -> None:
             assert c.closest == pytest.approx(1.5)
     finally:
         engine.dispose()
+
+
+def test_closest_is_shown_by_an_evidence_frame_not_a_bridged_guess(
+    world: World, session: Session
+) -> None:
+    """The contact walks past the subject while hidden (3 s, bridged): the straight line
+    between where it was seen crosses the subject's spot, yet no frame shows them closer than
+    1.5 m, so neither does ``closest``."""
+    subject = world.track("cam1", range(0, 100), 10.0)
+    seen = world.track("cam1", [*range(0, 30), *range(60, 100)], [11.5] * 30 + [8.5] * 40)
+    (c,) = find_contacts(session, [subject], person_of={}).rows
+    assert c.track_ids == (seen,) and c.exposure_s == pytest.approx(10.0)  # bridged: counted
+    assert c.closest == pytest.approx(1.5)
+    assert min(e.distance for e in c.evidence) == pytest.approx(c.closest)
