@@ -1,5 +1,5 @@
 """Verbs of ingestion: ``ingest``, ``index rebuild|verify``, ``evaluate-tracking``,
-``tracks export`` and ``bench ingest``.
+``tracks export``, ``bench ingest`` and ``bench search``.
 
 Verb bodies import ``indexer`` (FAISS, SQLAlchemy, OpenCV, ONNX Runtime) and the settings lazily,
 so ``reidtrace --help`` stays fast; no import here is deferred to avoid a cycle.
@@ -321,6 +321,47 @@ def register(app: typer.Typer) -> None:
                 )
             elif isinstance(r, dict):
                 typer.echo(f"{name}: {r}")
+
+    @bench_app.command("search")
+    def bench_search(
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per row, in a list."),
+        sizes: str = typer.Option("100000,1000000", help="Gallery sizes, comma-separated."),
+        quick: bool = typer.Option(
+            False, "--quick", help="5000 vectors and 200 queries: a smoke run of seconds."
+        ),
+        queries: int = typer.Option(1000, help="Held-out queries (recall and latency)."),
+        threads: int = typer.Option(2, help="FAISS threads to build and sweep (latency: 1)."),
+        cache: Path | None = typer.Option(
+            None, help="Keep generated vectors and built indexes here and reuse them."
+        ),
+    ) -> None:
+        """Exact vs approximate vector search (Flat, HNSW, IVF-Flat, IVF-PQ) and the vector
+        database on synthetic ReID embeddings of the bundled model's size: recall@10 against
+        exact search, single-query p50/p99 latency, memory, build time."""
+        from indexer.index.bench_search import bench_search as run
+        from indexer.index.bench_search import markdown_table, qdrant_row
+
+        with friendly_errors(as_json), progress_bar(not as_json) as update:
+            try:
+                numbers = [int(s) for s in sizes.split(",") if s.strip()]
+            except ValueError as err:
+                raise ReidTraceError(
+                    f"--sizes {sizes!r} is not a comma-separated list of integers",
+                    hint="e.g. --sizes 100000,1000000",
+                ) from err
+            if quick:
+                numbers, queries = [5000], min(queries, 200)
+            rows = run(
+                numbers,
+                n_queries=queries,
+                latency_queries=queries,
+                exact_latency_queries=min(queries, 100),
+                extra_backends=(qdrant_row,),
+                cache=cache,
+                threads=threads,
+                progress=update,
+            )
+        typer.echo(json.dumps(rows, sort_keys=True) if as_json else markdown_table(rows))
 
     @bench_app.command("tracking")
     def bench_tracking(as_json: bool = typer.Option(False, "--json")) -> None:
