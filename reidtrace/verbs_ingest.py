@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
                 report = run(
                     [str(p) for p in paths],
                     db_url=s.database_url,
-                    index_path=s.index_path,
+                    index_path=s.index_location,
                     index_settings=s.index,
                     cfg=cfg,
                     camera=camera,
@@ -183,9 +183,12 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             model_id = _model_id(model, s.reid_model)
-            manifest = rebuild_index(make_engine(s.database_url), s.index_path, s.index, model_id)
+            manifest = rebuild_index(
+                make_engine(s.database_url), s.index_location, s.index, model_id
+            )
         out = manifest.model_dump(mode="json")
-        typer.echo(json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_path}: {out}")
+        shown = json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_location}: {out}"
+        typer.echo(shown)
 
     @index_app.command("verify")
     def index_verify(
@@ -200,7 +203,7 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             model_id = _model_id(model, s.reid_model)
-            report = verify_index(make_engine(s.database_url), s.index_path, model_id)
+            report = verify_index(make_engine(s.database_url), s.index_location, model_id)
         out = report.model_dump(mode="json") | {"ok": report.ok}
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
@@ -327,7 +330,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object per row, in a list."),
         sizes: str = typer.Option("100000,1000000", help="Gallery sizes, comma-separated."),
         quick: bool = typer.Option(
-            False, "--quick", help="5000 vectors and 200 queries: a smoke run of seconds."
+            False, "--quick", help="2000 vectors and 100 queries: a smoke run of seconds."
         ),
         queries: int = typer.Option(1000, help="Held-out queries (recall and latency)."),
         threads: int = typer.Option(2, help="FAISS threads to build and sweep (latency: 1)."),
@@ -350,7 +353,7 @@ def register(app: typer.Typer) -> None:
                     hint="e.g. --sizes 100000,1000000",
                 ) from err
             if quick:
-                numbers, queries = [5000], min(queries, 200)
+                numbers, queries = [2000], min(queries, 100)
             rows = run(
                 numbers,
                 n_queries=queries,
@@ -410,7 +413,7 @@ def _evaluate_mot(
         return evaluate_mot(
             seqs,
             db_url=s.database_url,
-            index_path=s.index_path,
+            index_path=s.index_location,
             index_settings=s.index,
             cfg=cfg,
             frames=parse_frames(frames),

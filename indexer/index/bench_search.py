@@ -59,8 +59,8 @@ ROW_KEYS = (
     "dim",
     "factory",
     "index",
-    "memory_mb",
     "meets_target",
+    "memory_mb",
     "n",
     "p50_ms",
     "p99_ms",
@@ -192,7 +192,7 @@ def default_specs(n: int, dim: int) -> list[IndexSpec]:
     lists = _nlist(n)
     train = min(n, 40 * lists)
     probes = tuple(p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= lists)
-    pq = next((m for m in (160, 128, 80, 64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim))
+    pq = next(m for m in (160, 128, 80, 64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
     out = [
         IndexSpec("exact (Flat)", "IDMap2,Flat"),
         IndexSpec("HNSW32", "IDMap2,HNSW32", "efSearch", (16, 32, 64, 128, 256, 512)),
@@ -287,7 +287,7 @@ def _built_index(
         index.add(np.arange(lo, hi, dtype=np.int64), np.asarray(gallery[lo:hi]), check_ids=False)
     build_s = time.perf_counter() - t0
     if path is None:
-        size = faiss.serialize_index(index._index).nbytes  # noqa: SLF001 (its own module's index)
+        size = faiss.serialize_index(index._index).nbytes
         return index, size, build_s, False
     index.save(path)
     path.with_suffix(".build.json").write_text(json.dumps({"build_s": build_s}))
@@ -302,14 +302,14 @@ def _tune(
     best = ("", -1.0)
     for value in spec.values:
         params = f"{spec.knob}={value}"
-        ps.set_index_parameters(index._index, params)  # noqa: SLF001
+        ps.set_index_parameters(index._index, params)
         _, found = index.search(queries, 10)
         recall = _recall(found, truth)
         if recall > best[1]:
             best = (params, recall)
         if recall >= target:
             return params, recall
-    ps.set_index_parameters(index._index, best[0])  # noqa: SLF001
+    ps.set_index_parameters(index._index, best[0])
     return best
 
 

@@ -46,7 +46,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = ["SCHEMES", "QdrantIndex", "QdrantLocation", "is_index_url", "parse_index_url"]
 
-SCHEMES = ("qdrant", "qdrant+http", "qdrant+https")
+SCHEMES = ("qdrant", "qdrant+http", "qdrant+https")  # also indexer.settings.INDEX_SCHEMES
 FACTORY = "qdrant"  # what the manifest's ``factory`` says for this backend
 FORMAT = 1
 DEFAULT_COLLECTION = "reidtrace"
@@ -218,6 +218,7 @@ class QdrantIndex:
         """An empty collection (an existing one is dropped: this is a rebuild), whose
         generation continues the old one's so readers never see a number twice."""
         loc = parse_index_url(url)
+        _parse_search_params(search_params)  # refuse bad knobs before dropping anything
         if not isinstance(dim, int | np.integer) or dim < 1:
             raise ReidTraceError(f"vector dimension must be a positive integer, got {dim!r}")
         if metric not in DISTANCES:
@@ -250,7 +251,7 @@ class QdrantIndex:
         expect: IndexExpectation | None = None,
         *,
         search_params: str | None = None,
-        check_hash: bool = True,  # noqa: ARG003 (FaissIndex.load's signature; nothing to hash)
+        check_hash: bool = True,  # FaissIndex.load's signature; nothing to hash here
     ) -> QdrantIndex:
         """Open the collection at ``url``; refuse it when ``expect`` does not match (model,
         dim, metric), exactly as a FAISS index file is refused."""
@@ -405,6 +406,10 @@ class QdrantIndex:
         return out
 
     # -- persistence -----------------------------------------------------------------------
+
+    def manifest(self) -> IndexManifest:
+        """What the collection's metadata records (the FAISS manifest's fields)."""
+        return read_qdrant_manifest(self.location.url)
 
     def save(self, location: object = None) -> IndexManifest:
         """Record a new generation and the count in the collection's metadata (the points
