@@ -334,6 +334,9 @@ def register(app: typer.Typer) -> None:
         ),
         queries: int = typer.Option(1000, help="Held-out queries (recall and latency)."),
         threads: int = typer.Option(2, help="FAISS threads to build and sweep (latency: 1)."),
+        indexes: str = typer.Option(
+            "hnsw,ivf,ivfpq", help="Approximate indexes besides exact search: hnsw, ivf, ivfpq."
+        ),
         cache: Path | None = typer.Option(
             None, help="Keep generated vectors and built indexes here and reuse them."
         ),
@@ -359,6 +362,7 @@ def register(app: typer.Typer) -> None:
                 n_queries=queries,
                 latency_queries=queries,
                 exact_latency_queries=min(queries, 100),
+                kinds=[k.strip() for k in indexes.split(",") if k.strip()],
                 extra_backends=(qdrant_row,),
                 cache=cache,
                 threads=threads,

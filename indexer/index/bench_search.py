@@ -42,6 +42,7 @@ from reid.errors import ReidTraceError
 
 __all__ = [
     "ROW_KEYS",
+    "KINDS",
     "IndexSpec",
     "SyntheticSpec",
     "bench_search",
@@ -173,6 +174,7 @@ class IndexSpec:
 
     name: str
     factory: str
+    kind: str = "exact"  # "exact", "hnsw", "ivf", "ivfpq": what --indexes picks
     knob: str = ""  # "nprobe" / "efSearch"; "" = nothing to tune (exact)
     values: tuple[int, ...] = ()
     max_train: int = 0  # training vectors (IVF, PQ); 0 = none needed
@@ -195,12 +197,13 @@ def default_specs(n: int, dim: int) -> list[IndexSpec]:
     pq = next(m for m in (160, 128, 80, 64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
     out = [
         IndexSpec("exact (Flat)", "IDMap2,Flat"),
-        IndexSpec("HNSW32", "IDMap2,HNSW32", "efSearch", (16, 32, 64, 128, 256, 512)),
-        IndexSpec(f"IVF{lists},Flat", f"IVF{lists},Flat", "nprobe", probes, train),
+        IndexSpec("HNSW32", "IDMap2,HNSW32", "hnsw", "efSearch", (16, 32, 64, 128, 256, 512)),
+        IndexSpec(f"IVF{lists},Flat", f"IVF{lists},Flat", "ivf", "nprobe", probes, train),
     ]
     if train >= 39 * 256:  # PQ's 256-centroid codebooks need that many (FAISS prints otherwise)
         # "np": no polysemous training (FAISS's default for PQ; minutes per codebook at 1280-d)
-        out.append(IndexSpec(f"IVF{lists},PQ{pq}", f"IVF{lists},PQ{pq}np", "nprobe", probes, train))
+        name = f"IVF{lists},PQ{pq}"
+        out.append(IndexSpec(name, f"{name}np", "ivfpq", "nprobe", probes, train))
     return out
 
 
@@ -313,6 +316,9 @@ def _tune(
     return best
 
 
+KINDS = ("hnsw", "ivf", "ivfpq")
+
+
 def _parse_sizes(sizes: Sequence[int]) -> list[int]:
     out = [int(s) for s in sizes]
     if not out or any(s < 100 for s in out):
@@ -329,6 +335,7 @@ def bench_search(
     n_queries: int = 1000,
     latency_queries: int = 1000,
     exact_latency_queries: int = 100,
+    kinds: Sequence[str] = KINDS,
     spec: SyntheticSpec = SyntheticSpec(),
     specs: Callable[[int, int], list[IndexSpec]] = default_specs,
     extra_backends: Sequence[Callable[..., dict | None]] = (),
@@ -346,6 +353,11 @@ def bench_search(
     and return one more row (or ``None`` to skip that size), e.g. the vector database.
     """
     sizes = _parse_sizes(sizes)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ReidTraceError(
+            f"unknown index kinds {unknown}", hint=f"choose among {', '.join(KINDS)}"
+        )
     if n_queries < 1 or latency_queries < 1 or exact_latency_queries < 1:
         raise ReidTraceError("query counts must be >= 1", hint="e.g. --queries 1000")
     if threads < 1:
@@ -357,7 +369,9 @@ def bench_search(
         gallery, queries = synthetic_embeddings(n, n_queries, spec, out=cache)
         key = spec.key(n, n_queries)
         truth: np.ndarray | None = None
-        plan = specs(n, spec.dim)
+        plan = [ix for ix in specs(n, spec.dim) if ix.kind == "exact" or ix.kind in kinds]
+        # exact search reads every vector per query: bound its latency run (20 queries at 1M)
+        exact_lat = min(exact_latency_queries, max(10, 20_000_000 // n))
         for step, ix in enumerate(plan):
             say(f"n={n} {ix.name}", step, len(plan))
             index, size, build_s, cached = _built_index(ix, gallery, cache, key, threads)
@@ -365,7 +379,7 @@ def bench_search(
             if not ix.knob:  # exact: the truth every other row is scored against
                 _, truth = index.search(queries, 10)
                 params, recall = "", 1.0
-                lat_q = queries[: min(exact_latency_queries, len(queries))]
+                lat_q = queries[: min(exact_lat, len(queries))]
             else:
                 if truth is None:
                     raise ValueError("the first index spec must be exact (no knob)")

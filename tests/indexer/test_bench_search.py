@@ -53,8 +53,8 @@ def test_rows_have_stable_keys_and_exact_search_is_the_truth(tmp_path: Path) -> 
     def specs(n: int, dim: int) -> list[IndexSpec]:
         return [
             IndexSpec("exact (Flat)", "IDMap2,Flat"),
-            IndexSpec("HNSW16", "IDMap2,HNSW16", "efSearch", (16, 64, 256)),
-            IndexSpec("IVF16,Flat", "IVF16,Flat", "nprobe", (1, 4, 16), 700),
+            IndexSpec("HNSW16", "IDMap2,HNSW16", "hnsw", "efSearch", (16, 64, 256)),
+            IndexSpec("IVF16,Flat", "IVF16,Flat", "ivf", "nprobe", (1, 4, 16), 700),
         ]
 
     rows = bench_search(
@@ -115,6 +115,8 @@ def test_default_specs_follow_faiss_guidelines() -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ReidTraceError, match=">= 100"):
         bench_search([10])
+    with pytest.raises(ReidTraceError, match="unknown index kinds"):
+        bench_search([1000], kinds=["annoy"])
     result = CliRunner().invoke(app, ["bench", "search", "--sizes", "1e6"])
     assert result.exit_code == 2
 
@@ -127,4 +129,7 @@ def test_quick_cli_run_prints_one_json_document(
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert {r["index"] for r in rows} >= {"exact (Flat)", "HNSW32"}
+    result = CliRunner().invoke(app, ["bench", "search", "--quick", "--json", "--indexes", "ivf"])
+    assert result.exit_code == 0, result.output
+    assert [r["index"] for r in json.loads(result.stdout)][:2] == ["exact (Flat)", "IVF32,Flat"]
     assert all(tuple(sorted(r)) == ROW_KEYS and r["n"] == 2000 for r in rows)
