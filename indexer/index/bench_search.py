@@ -41,8 +41,8 @@ from indexer.index.faiss_index import FaissIndex
 from reid.errors import ReidTraceError
 
 __all__ = [
-    "ROW_KEYS",
     "KINDS",
+    "ROW_KEYS",
     "IndexSpec",
     "SyntheticSpec",
     "bench_search",
