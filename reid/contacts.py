@@ -26,7 +26,14 @@ import numpy as np
 
 from reid.errors import ReidTraceError
 
-__all__ = ["ContactRow", "Observations", "compute_contacts", "exposure_by_person"]
+__all__ = [
+    "ClosePairs",
+    "ContactRow",
+    "Observations",
+    "close_pairs",
+    "compute_contacts",
+    "exposure_by_person",
+]
 
 _DIST_TOL = 1e-9
 """Distances this close above ``d`` still count: ``d`` is inclusive and foot points come from
@@ -103,16 +110,7 @@ def compute_contacts(
     Rows are sorted by ``(subject, contact, start, camera)``. ``distance`` is metres, or box
     heights when ``obs.scale`` is given (the architecture's default there is 1.0).
     """
-    if not np.isfinite(distance) or distance <= 0:
-        raise ReidTraceError(
-            f"contact distance must be a positive number, got {distance!r}",
-            hint="use metres with a ground-plane homography (default 2.0), else box heights (1.0)",
-        )
-    if not np.isfinite(min_seconds) or min_seconds < 0:
-        raise ReidTraceError(
-            f"contact min_seconds must be >= 0, got {min_seconds!r}",
-            hint="the default is 5.0 seconds of total exposure",
-        )
+    _check_thresholds(distance, min_seconds)
     a, b, dist, cam_codes, cameras = _close_pairs(obs, distance)
     if len(a) == 0:
         return []
@@ -150,9 +148,43 @@ def compute_contacts(
     return [r for _, r in rows]
 
 
+@dataclass(frozen=True)
+class ClosePairs:
+    """Every co-present sample pair within ``d``: the per-frame evidence behind the rows.
+
+    ``a`` and ``b`` index the ``Observations`` (``person[a] < person[b]``), ``distance`` is in
+    the observations' units (metres, or box heights when ``scale`` is given).
+    """
+
+    a: np.ndarray  # (m,) int64 sample index
+    b: np.ndarray  # (m,) int64 sample index
+    distance: np.ndarray  # (m,) float64
+
+
+def close_pairs(obs: Observations, *, distance: float = 2.0) -> ClosePairs:
+    """The frames behind ``compute_contacts`` (same pairing, same inclusive ``d``), unfiltered
+    by ``min_seconds``: a caller showing *why* a pair is a contact picks its frames from these."""
+    _check_thresholds(distance, 0.0)
+    a, b, dist, _, _ = _close_pairs(obs, distance)
+    return ClosePairs(a=a, b=b, distance=dist)
+
+
 def exposure_by_person(rows: list[ContactRow]) -> dict[tuple[int, int], float]:
     """Total exposure per ``(subject, contact)`` over cameras, from ``compute_contacts`` rows."""
     return {(r.subject, r.contact): r.total_exposure_s for r in rows}
+
+
+def _check_thresholds(distance: float, min_seconds: float) -> None:
+    if not np.isfinite(distance) or distance <= 0:
+        raise ReidTraceError(
+            f"contact distance must be a positive number, got {distance!r}",
+            hint="use metres with a ground-plane homography (default 2.0), else box heights (1.0)",
+        )
+    if not np.isfinite(min_seconds) or min_seconds < 0:
+        raise ReidTraceError(
+            f"contact min_seconds must be >= 0, got {min_seconds!r}",
+            hint="the default is 5.0 seconds of total exposure",
+        )
 
 
 def _pair_totals(

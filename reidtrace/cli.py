@@ -17,7 +17,14 @@ import sys
 
 import typer
 
-from reidtrace import verbs_config, verbs_eval, verbs_ingest, verbs_models, verbs_world
+from reidtrace import (
+    verbs_config,
+    verbs_eval,
+    verbs_ingest,
+    verbs_models,
+    verbs_search,
+    verbs_world,
+)
 from reidtrace.app import app, err_console
 
 __all__ = ["app", "main"]
@@ -26,7 +33,7 @@ __all__ = ["app", "main"]
 _UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
-for _verbs in (verbs_world, verbs_config, verbs_eval, verbs_models, verbs_ingest):
+for _verbs in (verbs_world, verbs_config, verbs_eval, verbs_models, verbs_ingest, verbs_search):
     _verbs.register(app)
 
 

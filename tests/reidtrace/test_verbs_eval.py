@@ -68,9 +68,7 @@ def test_help_lists_the_verbs(capsys) -> None:
         assert code == 0 and "Usage" in out
 
 
-def test_evaluate_onnx_json(
-    market: Path, onnx_model: Path, model: torch.nn.Module, capsys
-) -> None:
+def test_evaluate_onnx_json(market: Path, onnx_model: Path, model: torch.nn.Module, capsys) -> None:
     code, out, _ = run(
         ["evaluate", "--data", str(market), "--model", str(onnx_model), "--json"], capsys
     )

@@ -30,14 +30,17 @@ from indexer.store.repo.chunks import commit_chunk, delete_video_rows_after
 from indexer.store.repo.index_state import get_index_state, set_index_state
 from indexer.store.repo.jobs import create_job, get_job, list_jobs, update_job
 from indexer.store.repo.sightings import (
+    SightingPlace,
     all_sighting_vectors,
     decode_vector,
     encode_vector,
     sighting_ids,
+    sighting_places,
     sighting_thumbnail,
     sighting_vectors,
     sightings_by_ids,
     sightings_for_track,
+    track_sighting_vectors,
 )
 from indexer.store.repo.tracks import (
     detections_for_track,
@@ -60,6 +63,7 @@ from indexer.store.repo.videos import (
 )
 
 __all__ = [
+    "SightingPlace",
     "all_sighting_vectors",
     "commit_chunk",
     "create_job",
@@ -83,6 +87,7 @@ __all__ = [
     "set_index_state",
     "set_video_status",
     "sighting_ids",
+    "sighting_places",
     "sighting_thumbnail",
     "sighting_vectors",
     "sightings_by_ids",
@@ -90,6 +95,7 @@ __all__ = [
     "track_count",
     "track_embedding",
     "track_embedding_update",
+    "track_sighting_vectors",
     "tracks_for_camera",
     "tracks_for_video",
     "update_job",

@@ -7,25 +7,29 @@ track embeddings use the same form.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from indexer.store.models import Detection, Sighting
+from indexer.store.models import Camera, Detection, Sighting, Track
 from indexer.store.repo.batches import in_batches
 from reid.errors import ReidTraceError
 
 __all__ = [
+    "SightingPlace",
     "all_sighting_vectors",
     "decode_vector",
     "encode_vector",
     "sighting_ids",
+    "sighting_places",
     "sighting_thumbnail",
     "sighting_vectors",
     "sightings_by_ids",
     "sightings_for_track",
+    "track_sighting_vectors",
 ]
 
 _F4 = np.dtype("<f4")  # vectors are stored little-endian float32 whatever the host
@@ -61,6 +65,50 @@ def sightings_by_ids(*, session: Session, ids: Iterable[int]) -> dict[int, Sight
         out.update(
             {s.id: s for s in session.scalars(select(Sighting).where(Sighting.id.in_(part)))}
         )
+    return out
+
+
+class SightingPlace(NamedTuple):
+    """Where a sighting was seen: its track, frame, video, camera and the track's time span."""
+
+    sighting_id: int
+    track_id: int
+    frame_idx: int
+    video_id: int
+    camera: str
+    start_time: datetime  # of the track
+    end_time: datetime  # of the track
+
+
+def sighting_places(
+    *, session: Session, ids: Iterable[int], cameras: Sequence[str] = ()
+) -> dict[int, SightingPlace]:
+    """FAISS hits joined to their track and camera in one query per batch, keyed by sighting id.
+
+    Ids no longer in SQL (a stale index) are absent; with ``cameras`` only sightings of those
+    camera names are returned (the search's camera filter, applied in SQL).
+    """
+    wanted = sorted({int(i) for i in ids if int(i) >= 0})
+    out: dict[int, SightingPlace] = {}
+    for part in in_batches(wanted):
+        stmt = (
+            select(
+                Sighting.id,
+                Sighting.track_id,
+                Detection.frame_idx,
+                Track.video_id,
+                Camera.name,
+                Track.start_time,
+                Track.end_time,
+            )
+            .join(Detection, Sighting.detection_id == Detection.id)
+            .join(Track, Sighting.track_id == Track.id)
+            .join(Camera, Track.camera_id == Camera.id)
+            .where(Sighting.id.in_(part))
+        )
+        if cameras:
+            stmt = stmt.where(Camera.name.in_(list(cameras)))
+        out.update({int(r[0]): SightingPlace(*r) for r in session.execute(stmt)})
     return out
 
 
@@ -129,3 +177,21 @@ def sighting_vectors(*, session: Session, ids: Iterable[int]) -> tuple[np.ndarra
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     rows.sort(key=lambda r: r[0])
     return _stack(rows)
+
+
+def track_sighting_vectors(
+    *, session: Session, track_ids: Iterable[int], model: str | None = None
+) -> dict[int, np.ndarray]:
+    """Every sighting vector of each track (of ``model``), keyed by track id: (n, d) float32.
+
+    Search scores a candidate track by all of its crops, not only those the index returned.
+    """
+    wanted = sorted({int(t) for t in track_ids})
+    rows: dict[int, list[Any]] = {}
+    for part in in_batches(wanted):
+        stmt = select(Sighting.track_id, Sighting.id, Sighting.dim, Sighting.vector).where(
+            Sighting.track_id.in_(part), _model_filter(model)
+        )
+        for r in session.execute(stmt):
+            rows.setdefault(int(r[0]), []).append(r[1:])
+    return {tid: _stack(sorted(r, key=lambda x: x[0]))[1] for tid, r in rows.items()}
