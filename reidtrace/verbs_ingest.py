@@ -340,10 +340,23 @@ def register(app: typer.Typer) -> None:
         cache: Path | None = typer.Option(
             None, help="Keep generated vectors and built indexes here and reuse them."
         ),
+        contacts: int = typer.Option(
+            1_000_000, help="Tracks of the synthetic store for the contacts rows (0 = none)."
+        ),
+        pg_url: str = typer.Option(
+            os.environ.get(
+                "REIDTRACE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+            ),
+            help="A PostgreSQL server (admin URL) for the contacts row; '' = SQLite only.",
+        ),
     ) -> None:
         """Exact vs approximate vector search (Flat, HNSW, IVF-Flat, IVF-PQ) and the vector
         database on synthetic ReID embeddings of the bundled model's size: recall@10 against
-        exact search, single-query p50/p99 latency, memory, build time."""
+        exact search, single-query p50/p99 latency, memory, build time; then the contacts
+        query over a synthetic store of --contacts tracks in SQLite and PostgreSQL."""
+        import tempfile
+
+        from indexer.bench_contacts import bench_contacts, contact_table, postgres_bench_url
         from indexer.index.bench_search import bench_search as run
         from indexer.index.bench_search import markdown_table, qdrant_row
 
@@ -357,6 +370,11 @@ def register(app: typer.Typer) -> None:
                 ) from err
             if quick:
                 numbers, queries = [2000], min(queries, 100)
+                contacts, pg_url = min(contacts, 2000), ""
+            if contacts < 0:
+                raise ReidTraceError(
+                    f"--contacts must be >= 0, got {contacts}", hint="e.g. 1000000"
+                )
             rows = run(
                 numbers,
                 n_queries=queries,
@@ -368,7 +386,26 @@ def register(app: typer.Typer) -> None:
                 threads=threads,
                 progress=update,
             )
-        typer.echo(json.dumps(rows, sort_keys=True) if as_json else markdown_table(rows))
+            found = []
+            if contacts:
+                with tempfile.TemporaryDirectory() as tmp:
+                    folder = cache or Path(tmp)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    sqlite = f"sqlite:///{folder / f'contacts_{contacts}.db'}"
+                    found.append(bench_contacts(sqlite, contacts, progress=update))
+                if pg_url:
+                    try:
+                        url = postgres_bench_url(pg_url)
+                    except ReidTraceError as err:  # no server here: SQLite only, and say so
+                        err_console.print(f"contacts on PostgreSQL skipped: {err.message}")
+                    else:
+                        found.append(bench_contacts(url, contacts, progress=update))
+        if as_json:
+            typer.echo(json.dumps(rows + found, sort_keys=True))
+            return
+        typer.echo(markdown_table(rows))
+        if found:
+            typer.echo("\n" + contact_table(found))
 
     @bench_app.command("tracking")
     def bench_tracking(as_json: bool = typer.Option(False, "--json")) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from indexer.bench_contacts import CONTACT_ROW_KEYS
 from indexer.index.bench_search import (
     ROW_KEYS,
     IndexSpec,
@@ -128,11 +129,16 @@ def test_quick_cli_run_prints_one_json_document(
     result = CliRunner().invoke(app, ["bench", "search", "--quick", "--json", "--threads", "1"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert {r["index"] for r in rows} >= {"exact (Flat)", "HNSW32"}
-    result = CliRunner().invoke(app, ["bench", "search", "--quick", "--json", "--indexes", "ivf"])
+    vectors = [r for r in rows if r["backend"] != "contacts"]
+    assert {r["index"] for r in vectors} >= {"exact (Flat)", "HNSW32"}
+    assert all(tuple(sorted(r)) == ROW_KEYS and r["n"] == 2000 for r in vectors)
+    (contacts,) = [r for r in rows if r["backend"] == "contacts"]  # SQLite only when quick
+    assert tuple(sorted(contacts)) == CONTACT_ROW_KEYS and contacts["database"] == "sqlite"
+    result = CliRunner().invoke(
+        app, ["bench", "search", "--quick", "--json", "--indexes", "ivf", "--contacts", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert [r["index"] for r in json.loads(result.stdout)][:2] == ["exact (Flat)", "IVF32,Flat"]
-    assert all(tuple(sorted(r)) == ROW_KEYS and r["n"] == 2000 for r in rows)
 
 
 @pytest.mark.parametrize(
