@@ -328,7 +328,9 @@ def register(app: typer.Typer) -> None:
     @bench_app.command("search")
     def bench_search(
         as_json: bool = typer.Option(False, "--json", help="One JSON object per row, in a list."),
-        sizes: str = typer.Option("100000,1000000", help="Gallery sizes, comma-separated."),
+        sizes: str = typer.Option(
+            "100000,1000000", help="Gallery sizes, comma-separated ('' = contacts only)."
+        ),
         quick: bool = typer.Option(
             False, "--quick", help="2000 vectors and 100 queries: a smoke run of seconds."
         ),
@@ -375,16 +377,20 @@ def register(app: typer.Typer) -> None:
                 raise ReidTraceError(
                     f"--contacts must be >= 0, got {contacts}", hint="e.g. 1000000"
                 )
-            rows = run(
-                numbers,
-                n_queries=queries,
-                latency_queries=queries,
-                exact_latency_queries=min(queries, 100),
-                kinds=[k.strip() for k in indexes.split(",") if k.strip()],
-                extra_backends=(qdrant_row,),
-                cache=cache,
-                threads=threads,
-                progress=update,
+            rows = (
+                []
+                if not numbers
+                else run(
+                    numbers,
+                    n_queries=queries,
+                    latency_queries=queries,
+                    exact_latency_queries=min(queries, 100),
+                    kinds=[k.strip() for k in indexes.split(",") if k.strip()],
+                    extra_backends=(qdrant_row,),
+                    cache=cache,
+                    threads=threads,
+                    progress=update,
+                )
             )
             found = []
             if contacts:
