@@ -24,6 +24,7 @@ from pydantic_settings import (
 from reid.errors import ReidTraceError
 
 DEFAULT_HOME = Path("~/.reidtrace")
+INDEX_SCHEMES = ("qdrant", "qdrant+http", "qdrant+https")  # indexer.index.qdrant_index.SCHEMES
 
 
 class IndexSettings(BaseModel):
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     home: Path = DEFAULT_HOME
     database_url: str = ""  # default: sqlite:///<home>/reidtrace.db
     index_path: Path | None = None  # default: <home>/index.faiss
+    # a vector database instead of the FAISS file: "qdrant:///folder" (local),
+    # "qdrant+http://host:6333/collection" (server); needs reidtrace[vectordb]
+    index_url: str = ""
     reid_model: str = "default"  # the bundled ONNX embedder
     index: IndexSettings = IndexSettings()
     persons: PersonSettings = PersonSettings()
@@ -114,9 +118,19 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'reidtrace.db'}"
         if self.index_path is None:
             self.index_path = self.home / "index.faiss"
+        if self.index_url and self.index_url.split("://", 1)[0].lower() not in INDEX_SCHEMES:
+            raise ValueError(
+                f"index_url {self.index_url!r} is not a Qdrant URL: use qdrant:///folder or "
+                "qdrant+http://host:6333/collection, or leave it empty for the FAISS file"
+            )
         if self.workers < 0:
             raise ValueError("workers must be >= 0 (0 = one per CPU core)")
         return self
+
+    @property
+    def index_location(self) -> Path | str:
+        """Where the vector index lives: ``index_url`` when set, else the FAISS file."""
+        return self.index_url or self.index_path or self.home / "index.faiss"
 
     @property
     def models_dir(self) -> Path:

@@ -1,5 +1,5 @@
 """Verbs of ingestion: ``ingest``, ``index rebuild|verify``, ``evaluate-tracking``,
-``tracks export`` and ``bench ingest``.
+``tracks export``, ``bench ingest`` and ``bench search``.
 
 Verb bodies import ``indexer`` (FAISS, SQLAlchemy, OpenCV, ONNX Runtime) and the settings lazily,
 so ``reidtrace --help`` stays fast; no import here is deferred to avoid a cycle.
@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
                 report = run(
                     [str(p) for p in paths],
                     db_url=s.database_url,
-                    index_path=s.index_path,
+                    index_path=s.index_location,
                     index_settings=s.index,
                     cfg=cfg,
                     camera=camera,
@@ -188,9 +188,12 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             model_id = _model_id(model, s.reid_model)
-            manifest = rebuild_index(make_engine(s.database_url), s.index_path, s.index, model_id)
+            manifest = rebuild_index(
+                make_engine(s.database_url), s.index_location, s.index, model_id
+            )
         out = manifest.model_dump(mode="json")
-        typer.echo(json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_path}: {out}")
+        shown = json.dumps(out, sort_keys=True) if as_json else f"rebuilt {s.index_location}: {out}"
+        typer.echo(shown)
 
     @index_app.command("verify")
     def index_verify(
@@ -205,7 +208,7 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             model_id = _model_id(model, s.reid_model)
-            report = verify_index(make_engine(s.database_url), s.index_path, model_id)
+            report = verify_index(make_engine(s.database_url), s.index_location, model_id)
         out = report.model_dump(mode="json") | {"ok": report.ok}
         if as_json:
             typer.echo(json.dumps(out, sort_keys=True))
@@ -345,6 +348,94 @@ def register(app: typer.Typer) -> None:
             elif isinstance(r, dict):
                 typer.echo(f"{name}: {r}")
 
+    @bench_app.command("search")
+    def bench_search(
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per row, in a list."),
+        sizes: str = typer.Option(
+            "100000,1000000", help="Gallery sizes, comma-separated ('' = contacts only)."
+        ),
+        quick: bool = typer.Option(
+            False, "--quick", help="2000 vectors and 100 queries: a smoke run of seconds."
+        ),
+        queries: int = typer.Option(1000, help="Held-out queries (recall and latency)."),
+        threads: int = typer.Option(2, help="FAISS threads to build and sweep (latency: 1)."),
+        indexes: str = typer.Option(
+            "hnsw,ivf,ivfpq", help="Approximate indexes besides exact search: hnsw, ivf, ivfpq."
+        ),
+        cache: Path | None = typer.Option(
+            None, help="Keep generated vectors and built indexes here and reuse them."
+        ),
+        contacts: int = typer.Option(
+            1_000_000, help="Tracks of the synthetic store for the contacts rows (0 = none)."
+        ),
+        pg_url: str = typer.Option(
+            os.environ.get(
+                "REIDTRACE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+            ),
+            help="A PostgreSQL server (admin URL) for the contacts row; '' = SQLite only.",
+        ),
+    ) -> None:
+        """Exact vs approximate vector search (Flat, HNSW, IVF-Flat, IVF-PQ) and the vector
+        database on synthetic ReID embeddings of the bundled model's size: recall@10 against
+        exact search, single-query p50/p99 latency, memory, build time; then the contacts
+        query over a synthetic store of --contacts tracks in SQLite and PostgreSQL."""
+        import tempfile
+
+        from indexer.bench_contacts import bench_contacts, contact_table, postgres_bench_url
+        from indexer.index.bench_search import bench_search as run
+        from indexer.index.bench_search import markdown_table, qdrant_row
+
+        with friendly_errors(as_json), progress_bar(not as_json) as update:
+            try:
+                numbers = [int(s) for s in sizes.split(",") if s.strip()]
+            except ValueError as err:
+                raise ReidTraceError(
+                    f"--sizes {sizes!r} is not a comma-separated list of integers",
+                    hint="e.g. --sizes 100000,1000000",
+                ) from err
+            if quick:
+                numbers, queries = [2000], min(queries, 100)
+                contacts, pg_url = min(contacts, 2000), ""
+            if contacts < 0:
+                raise ReidTraceError(
+                    f"--contacts must be >= 0, got {contacts}", hint="e.g. 1000000"
+                )
+            rows = (
+                []
+                if not numbers
+                else run(
+                    numbers,
+                    n_queries=queries,
+                    latency_queries=queries,
+                    exact_latency_queries=min(queries, 100),
+                    kinds=[k.strip() for k in indexes.split(",") if k.strip()],
+                    extra_backends=(qdrant_row,),
+                    cache=cache,
+                    threads=threads,
+                    progress=update,
+                )
+            )
+            found = []
+            if contacts:
+                with tempfile.TemporaryDirectory() as tmp:
+                    folder = cache or Path(tmp)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    sqlite = f"sqlite:///{folder / f'contacts_{contacts}.db'}"
+                    found.append(bench_contacts(sqlite, contacts, progress=update))
+                if pg_url:
+                    try:
+                        url = postgres_bench_url(pg_url)
+                    except ReidTraceError as err:  # no server here: SQLite only, and say so
+                        err_console.print(f"contacts on PostgreSQL skipped: {err.message}")
+                    else:
+                        found.append(bench_contacts(url, contacts, progress=update))
+        if as_json:
+            typer.echo(json.dumps(rows + found, sort_keys=True))
+            return
+        typer.echo(markdown_table(rows))
+        if found:
+            typer.echo("\n" + contact_table(found))
+
     @bench_app.command("tracking")
     def bench_tracking(as_json: bool = typer.Option(False, "--json")) -> None:
         """Tracking accuracy of the current defaults on the real dev sequences (PETS frames
@@ -393,7 +484,7 @@ def _evaluate_mot(
         return evaluate_mot(
             seqs,
             db_url=s.database_url,
-            index_path=s.index_path,
+            index_path=s.index_location,
             index_settings=s.index,
             cfg=cfg,
             frames=parse_frames(frames),

@@ -26,11 +26,20 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from indexer.index.faiss_index import FaissIndex
+from indexer.index.location import (
+    AnyIndex,
+    IndexLocation,
+    as_location,
+    describe,
+    is_index_url,
+    location_lock,
+    new_index,
+    open_index,
+    stored_generation,
+)
 from indexer.index.manifest import (
     IndexExpectation,
     IndexManifest,
-    index_lock,
     model_mismatch_error,
     read_manifest,
     rebuild_hint,
@@ -102,28 +111,34 @@ def check_store_model(db: Engine | Session, model_id: str) -> None:
     raise model_mismatch_error(f"the database ({counts[built]} sightings)", built, model_id)
 
 
-def _generation_floor(session: Session, path: Path) -> int:
+def _generation_floor(session: Session, path: IndexLocation) -> int:
     """The highest generation known anywhere, so a new write never reuses a number."""
     state = repo.get_index_state(session=session)
     floor = state.generation if state is not None else 0
     with contextlib.suppress(ReidTraceError):
-        floor = max(floor, read_manifest(path).generation)
+        floor = max(floor, stored_generation(path))
     return floor
 
 
-def _record(session: Session, path: Path, index: FaissIndex) -> None:
+def _record(session: Session, path: IndexLocation, index: AnyIndex) -> None:
     repo.set_index_state(
         session=session,
         generation=index.generation,
         count=index.ntotal,
         embedder=index.embedder,
-        path=str(path.resolve()),
+        path=describe(path),
     )
+
+
+def _hint(path: IndexLocation) -> str:
+    if is_index_url(path):
+        return "`reidtrace index rebuild` recreates the collection from the database"
+    return rebuild_hint(Path(path))
 
 
 def _rebuild(
     session: Session,
-    path: Path,
+    path: IndexLocation,
     settings: IndexSettings,
     model_id: str,
     *,
@@ -131,7 +146,7 @@ def _rebuild(
     batch: int,
     max_train: int,
     seed: int,
-) -> FaissIndex:
+) -> AnyIndex:
     check_store_model(session, model_id)
     stored = _stored_dim(session, model_id)
     if stored is not None and dim is not None and stored != dim:
@@ -145,7 +160,7 @@ def _rebuild(
             f"no sightings of model {model_id!r} in the store, so the index dimension is unknown",
             hint="ingest a video first (or pass dim=...)",
         )
-    index = FaissIndex.from_settings(settings, dim=dim, embedder=model_id)
+    index = new_index(path, settings, dim=dim, embedder=model_id)
     if not index.is_trained:
         ids = repo.sighting_ids(session=session, model=model_id)
         if len(ids) == 0:
@@ -183,9 +198,9 @@ def rebuild_index(
     vectors in id order, ``batch`` rows at a time. ``dim`` is needed only for an empty store.
     A database holding vectors of another model is refused (:func:`check_store_model`).
     """
-    path = Path(path)
-    with index_lock(path), _session(db) as session:
-        _rebuild(
+    path = as_location(path)
+    with location_lock(path), _session(db) as session:
+        index = _rebuild(
             session,
             path,
             settings,
@@ -195,7 +210,7 @@ def rebuild_index(
             max_train=max_train,
             seed=seed,
         )
-    return read_manifest(path)
+    return index.manifest() if is_index_url(path) else read_manifest(Path(path))
 
 
 class VerifyReport(BaseModel):
@@ -240,7 +255,7 @@ class VerifyReport(BaseModel):
         return out
 
 
-def _mismatched(session: Session, index: FaissIndex, ids: np.ndarray) -> list[int]:
+def _mismatched(session: Session, index: AnyIndex, ids: np.ndarray) -> list[int]:
     if len(ids) == 0:
         return []
     got_ids, sql = repo.sighting_vectors(session=session, ids=ids.tolist())
@@ -279,7 +294,7 @@ def verify_index(
     (:func:`check_store_model`) and an index of another model a reported problem; without it
     the index is compared with the sightings of the model its manifest names.
     """
-    path = Path(path)
+    path = as_location(path)
     with _session(db) as session:
         if model_id is not None:
             check_store_model(session, model_id)
@@ -288,7 +303,7 @@ def verify_index(
             path=str(path), sql_generation=state.generation if state is not None else None
         )
         try:
-            index = FaissIndex.load(path, IndexExpectation(embedder=model_id))
+            index = open_index(path, IndexExpectation(embedder=model_id))
         except ReidTraceError as err:
             report.error = err.message
             return report
@@ -340,8 +355,8 @@ def sync_index(
     is refused before anything is written (:func:`check_store_model`); without it the index is
     synced with the sightings of the model its manifest names.
     """
-    path = Path(path)
-    with index_lock(path), _session(db) as session:
+    path = as_location(path)
+    with location_lock(path), _session(db) as session:
         if model_id is not None:
             check_store_model(session, model_id)
         expect = None
@@ -349,10 +364,11 @@ def sync_index(
             expect = IndexExpectation(
                 embedder=model_id,
                 metric=settings.metric if settings is not None else None,
-                factory=settings.factory if settings is not None else None,
+                # a vector database has no FAISS factory to compare
+                factory=None if settings is None or is_index_url(path) else settings.factory,
             )
         try:
-            index: FaissIndex | None = FaissIndex.load(
+            index: AnyIndex | None = open_index(
                 path,
                 expect,
                 search_params=settings.search_params if settings is not None else None,
@@ -366,7 +382,7 @@ def sync_index(
                 raise ReidTraceError(
                     f"cannot sync the vector index {path}: {why}",
                     hint="pass the index settings and the model id so it can be rebuilt "
-                    "from the database, or " + rebuild_hint(path),
+                    "from the database, or " + _hint(path),
                 )
             new = _rebuild(
                 session,

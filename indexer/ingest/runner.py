@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from indexer.index import sync_index
+from indexer.index.location import IndexLocation, as_location
 from indexer.ingest.config import IngestConfig
 from indexer.ingest.pipeline import VideoReport, ingest_video
 from indexer.ingest.sources import Source, discover_sources
@@ -59,7 +60,7 @@ class IngestReport:
         }
 
 
-def _sync(db_url: str, index_path: Path, settings: IndexSettings, model_id: str) -> dict:
+def _sync(db_url: str, index_path: IndexLocation, settings: IndexSettings, model_id: str) -> dict:
     engine = make_engine(db_url)
     try:
         with make_session_factory(engine)() as session:
@@ -114,8 +115,9 @@ def ingest(
         if market_split
         else discover_sources(paths, camera=camera, start=start, zones=zones, fps=fps)
     )
-    index_path = Path(index_path)
-    index_path.parent.mkdir(parents=True, exist_ok=True)
+    index_path = as_location(index_path)  # a FAISS file, or a vector database URL
+    if isinstance(index_path, Path):
+        index_path.parent.mkdir(parents=True, exist_ok=True)
     upgrade(db_url)
     # refuses a database of another model before anything is written; heals a previous crash
     _sync(db_url, index_path, index_settings, model_id)
