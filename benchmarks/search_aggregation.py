@@ -119,7 +119,9 @@ def measure_world(world: Path, db_url: str, index: Path, model: Path, rerank: bo
 
     labels = track_identities(world, db_url)
     searcher = Searcher.open(
-        engine=make_engine(db_url), index_path=index, embedder=create_embedder("onnx", path=model)
+        engine=make_engine(db_url),
+        index_location=index,
+        embedder=create_embedder("onnx", path=model),
     )
     data = read_market(world / "market", require_train=False)
     tracks = sorted(labels)

@@ -174,7 +174,7 @@ def trace_demo_subject(
     try:
         searcher = Searcher.open(
             engine=engine,
-            index_path=world / "index.faiss",
+            index_location=world / "index.faiss",
             embedder=create_embedder("onnx", path=model or default_model(), threads=threads),
         )
         track, score = photo_subject(searcher, photo, crop=True)  # trace CROP --crop

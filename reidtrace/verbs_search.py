@@ -63,7 +63,7 @@ def _open_searcher(model: str | None, detector: str | None) -> Any:
     embedder = create_embedder("onnx", path=path)
     return Searcher.open(
         engine=make_engine(s.database_url),
-        index_path=s.index_path,
+        index_location=s.index_location,
         embedder=embedder,
         detector=None if detector is None else _detector_factory(detector, s.models_dir),
         search_params=s.index.search_params or None,

@@ -42,7 +42,7 @@ def _searcher(*, crop: bool) -> Any:
     model = None if s.reid_model in ("", "default") else s.reid_model
     return Searcher.open(
         engine=make_engine(s.database_url),
-        index_path=s.index_path,
+        index_location=s.index_location,
         embedder=create_embedder("onnx", path=model or default_model()),
         detector=None if crop else detector,
         search_params=s.index.search_params or None,

@@ -51,7 +51,7 @@ import numpy as np
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session
 
-from indexer.index import FaissIndex, IndexExpectation, check_store_model
+from indexer.index import IndexExpectation, as_location, check_store_model, open_index
 from indexer.protocols import VectorIndex
 from indexer.store import repo
 from indexer.store.models import Camera, Sighting
@@ -355,7 +355,7 @@ class Searcher:
         cls,
         *,
         engine: Engine,
-        index_path: str | Path,
+        index_location: str | Path,
         embedder: Embedder,
         detector: DetectorFactory | None = None,
         search_params: str | None = None,
@@ -375,8 +375,11 @@ class Searcher:
                 hint="ingest footage first: `reidtrace ingest VIDEO...` or `reidtrace ingest "
                 "--market DIR`",
             )
-        index = FaissIndex.load(
-            index_path, IndexExpectation(embedder=model_id), search_params=search_params
+        # a FAISS file or a vector database URL (``Settings.index_location``), same model check
+        index = open_index(
+            as_location(index_location),
+            IndexExpectation(embedder=model_id),
+            search_params=search_params,
         )
         return cls(engine=engine, index=index, embedder=embedder, detector=detector)
 

@@ -400,14 +400,33 @@ def test_open_refuses_another_model_naming_both(store: Engine, tmp_path: Path) -
     with pytest.raises(ReidTraceError) as err:
         Searcher.open(
             engine=store,
-            index_path=tmp_path / "i.faiss",
+            index_location=tmp_path / "i.faiss",
             embedder=FakeEmbedder(np.ones(DIM), "other-1234"),
         )
     assert MODEL in err.value.message and "other-1234" in err.value.message
     ok = Searcher.open(
-        engine=store, index_path=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
+        engine=store, index_location=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
     )
     assert ok.index.ntotal == 8  # type: ignore[attr-defined]
+
+
+def test_search_through_a_qdrant_collection_equals_the_faiss_file(
+    store: Engine, tmp_path: Path
+) -> None:
+    """``index_location`` may be a vector database URL (``Settings.index_url``): the same hits."""
+    pytest.importorskip("qdrant_client", reason="the [vectordb] extra (qdrant-client) is absent")
+    from indexer.index import sync_index
+
+    url = f"qdrant:///{tmp_path / 'qdrant'}"
+    rebuild_index(store, tmp_path / "i.faiss", IndexSettings(), MODEL)
+    sync_index(store, url, IndexSettings(), MODEL)
+    tid, vec = track_of(store, "cam1", 3)
+    answers = []
+    for location in (tmp_path / "i.faiss", url):
+        searcher = Searcher.open(engine=store, index_location=location, embedder=FakeEmbedder(vec))
+        hits = searcher.search_vectors(vec[None], top_k=10)[0]
+        answers.append([(h.track_id, round(h.score, 5), h.num_hits) for h in hits])
+    assert answers[0][0][0] == tid and answers[0] == answers[1]
 
 
 def test_open_refuses_an_index_of_another_model_naming_both(store: Engine, tmp_path: Path) -> None:
@@ -416,7 +435,7 @@ def test_open_refuses_an_index_of_another_model_naming_both(store: Engine, tmp_p
     FaissIndex(DIM, embedder="other-1234").save(tmp_path / "i.faiss")
     with pytest.raises(ReidTraceError) as err:
         Searcher.open(
-            engine=store, index_path=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
+            engine=store, index_location=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
         )
     assert MODEL in err.value.message and "other-1234" in err.value.message
 
@@ -427,11 +446,11 @@ def test_open_refuses_an_empty_store(engine: Engine, tmp_path: Path) -> None:
     bare = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
     with pytest.raises(ReidTraceError, match="store is empty"):
         Searcher.open(
-            engine=bare, index_path=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
+            engine=bare, index_location=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
         )
     with pytest.raises(ReidTraceError, match="no sightings"):  # tables, no rows
         Searcher.open(
-            engine=engine, index_path=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
+            engine=engine, index_location=tmp_path / "i.faiss", embedder=FakeEmbedder(np.ones(DIM))
         )
 
 
@@ -474,7 +493,7 @@ def test_market_search_scores_equal_evaluate(
     folder, home = tiny_gallery
     searcher = Searcher.open(
         engine=make_engine(f"sqlite:///{home / 'db.sqlite'}"),
-        index_path=home / "i.faiss",
+        index_location=home / "i.faiss",
         embedder=create_embedder("onnx", path=tiny_embedder, threads=1),
     )
     got = evaluate_market_search(searcher, folder)
@@ -501,7 +520,7 @@ def test_market_search_ignores_query_and_train_crops_in_the_store(
     assert ingest([folder], cfg=cfg, market_split="all", **kw).ok
     searcher = Searcher.open(
         engine=make_engine(db),
-        index_path=tmp_path / "all.faiss",
+        index_location=tmp_path / "all.faiss",
         embedder=create_embedder("onnx", path=tiny_embedder, threads=1),
     )
     got = evaluate_market_search(searcher, folder)
