@@ -225,6 +225,12 @@ def bench_reid_domains(
     with friendly_errors(as_json), progress_bar(not as_json) as update:
         if not gap > 0:
             raise ReidTraceError(f"--gap must be > 0 seconds, got {gap}", hint="try 2")
+        if synthetic is not None and not synthetic.is_dir():
+            raise ReidTraceError(
+                f"synthetic hold-out {str(synthetic)!r} is not a folder",
+                hint="render it: reidtrace synth DIR --crops-only --identities 750 --seed 202, "
+                "then pass DIR/market",
+            )
         paths = _resolve_models(models)
         if gap_analysis:
             if not domains.CUHK01.is_dir():
