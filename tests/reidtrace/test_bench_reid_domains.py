@@ -154,3 +154,10 @@ def test_cli_json_keys_and_bad_input(
     one_line_error(code, err, "is not an .onnx file")
     code, _, err = run(["bench", "reid-domains", "--models", "imagenet"], capsys)
     one_line_error(code, err, "export --imagenet")
+
+
+def test_export_needs_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["export", "--out", str(tmp_path / "m.onnx")], capsys)
+    one_line_error(code, err, "exactly one of --checkpoint")
+    code, _, err = run(["export", "--imagenet", "--checkpoint", "x.pt"], capsys)
+    one_line_error(code, err, "exactly one of --checkpoint")
