@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -252,7 +253,7 @@ def bench_reid_domains(
     typer.echo(domains_table(rows))
 
 
-def _add_tracking(rows: dict[str, dict], paths: dict[str, Path], progress: object) -> None:
+def _add_tracking(rows: dict[str, dict], paths: dict[str, Path], progress: Any) -> None:
     """IDF1 of each model as the tracking cue, and of the histogram cue, per real sequence."""
     from indexer.ingest import IngestConfig
     from indexer.ingest.bench_tracking import bench_tracking
@@ -277,7 +278,7 @@ def _add_tracking(rows: dict[str, dict], paths: dict[str, Path], progress: objec
 def _cell(r: dict | None, key: str) -> str:
     if not r or "skipped" in r or r.get(key) is None:
         return "-"
-    return f"{r[key]:.1f}" if key != "idf1_reid" and key != "idf1_histogram" else f"{r[key]:.3f}"
+    return f"{r[key]:.3f}" if key.startswith("idf1") else f"{r[key]:.1f}"
 
 
 def domains_table(rows: dict[str, dict]) -> str:

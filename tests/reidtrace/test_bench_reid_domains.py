@@ -161,3 +161,25 @@ def test_export_needs_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[s
     one_line_error(code, err, "exactly one of --checkpoint")
     code, _, err = run(["export", "--imagenet", "--checkpoint", "x.pt"], capsys)
     one_line_error(code, err, "exactly one of --checkpoint")
+
+
+def test_table_has_a_row_per_model_and_says_what_was_skipped() -> None:
+    from reidtrace.verbs_eval import domains_table
+
+    score = {"mAP": 50.0, "rank1": 60.0}
+    rows = {
+        "a": {
+            "synthetic": {"skipped": "no synthetic hold-out given (--synthetic)"},
+            "cuhk01": score,
+            "PETS09-S2L1 1-397": {**score, "gap_s": 2.0},
+            "TUD-Stadtmitte": {**score, "gap_s": 2.0},
+            "tracking": {"TUD-Stadtmitte": {"idf1_reid": 0.7, "idf1_histogram": 0.8}},
+        },
+        "b": {"cuhk01": {"mAP": 1.0, "rank1": 2.0}},
+    }
+    lines = domains_table(rows).splitlines()
+    assert lines[2].startswith("| a | - | - | 50.0 | 60.0 | 50.0 | 60.0 | 50.0 | 60.0 | - | - |")
+    assert lines[2].endswith("| 0.700 | 0.800 |")
+    assert lines[3].startswith("| b | - | - | 1.0 | 2.0 |")
+    assert "skipped synthetic: no synthetic hold-out given (--synthetic)" in lines
+    assert "cross-time: matches at least 2 s apart" in lines
