@@ -12,6 +12,7 @@ import json
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -96,3 +97,58 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
     finally:
         if tasks:
             bar.stop()
+
+
+# -- the search of the current settings (search and trace verbs) ----------------------------
+
+UNUSABLE_DETECTORS = {"oracle": "needs a video's ground truth", "mog2": "needs a video"}
+
+
+def model_path(model: str | None, setting: str) -> str | None:
+    """``--model`` beats the ``reid_model`` setting; "default" means the bundled model."""
+    chosen = model or setting
+    return None if chosen in (None, "", "default") else chosen
+
+
+def _detector_factory(name: str, models_dir: Path) -> Any:
+    """``frame_hw -> Detector`` for the named detector (``auto``: the best installed), one
+    per photo size (YOLOX's input size follows the photo's)."""
+    from reid.detect import create_detector
+    from reid.detect.catalog import resolve_detector
+
+    key = name.strip().lower()
+    if key in UNUSABLE_DETECTORS:
+        raise ReidTraceError(
+            f"--detector {name} cannot find people in a photo: it {UNUSABLE_DETECTORS[key]}",
+            hint="use auto (the best installed), yolox-nano, nanodet or hog",
+        )
+    resolve_detector(name, {}, models_dir)  # an unknown or missing model fails here, early
+    made: dict[tuple[int, int], Any] = {}
+
+    def factory(frame_hw: tuple[int, int]) -> Any:
+        if frame_hw not in made:
+            chosen = resolve_detector(name, {}, models_dir, frame_hw)
+            made[frame_hw] = create_detector(chosen.name, **chosen.options)
+        return made[frame_hw]
+
+    return factory
+
+
+def open_searcher(model: str | None, detector: str | None) -> Any:
+    """The store, index, embedder and detector of the current settings (``search``, ``trace``):
+    ``model`` beats the ``reid_model`` setting; ``detector`` None = the photo is a crop."""
+    from indexer.query.search import Searcher
+    from indexer.settings import load_settings
+    from indexer.store.db import make_engine
+    from reid.embed import create_embedder, default_model
+
+    s = load_settings()
+    path = model_path(model, s.reid_model) or default_model()
+    embedder = create_embedder("onnx", path=path)
+    return Searcher.open(
+        engine=make_engine(s.database_url),
+        index_location=s.index_location,
+        embedder=embedder,
+        detector=None if detector is None else _detector_factory(detector, s.models_dir),
+        search_params=s.index.search_params or None,
+    )

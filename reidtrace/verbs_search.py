@@ -13,61 +13,11 @@ from typing import Any
 import typer
 
 from reid.errors import ReidTraceError
-from reidtrace.app import err_console, friendly_errors, progress_bar
+from reidtrace.app import err_console, friendly_errors, model_path, open_searcher, progress_bar
 
 __all__ = ["register"]
 
 MODEL_HELP = "ReID model (.onnx) the store was built with; default: reid_model (the bundled one)."
-UNUSABLE_DETECTORS = {"oracle": "needs a video's ground truth", "mog2": "needs a video"}
-
-
-def _model_path(model: str | None, setting: str) -> str | None:
-    """``--model`` beats the ``reid_model`` setting; "default" means the bundled model."""
-    chosen = model or setting
-    return None if chosen in (None, "", "default") else chosen
-
-
-def _detector_factory(name: str, models_dir: Path) -> Any:
-    """``frame_hw -> Detector`` for the named detector (``auto``: the best installed), one
-    per photo size (YOLOX's input size follows the photo's)."""
-    from reid.detect import create_detector
-    from reid.detect.catalog import resolve_detector
-
-    key = name.strip().lower()
-    if key in UNUSABLE_DETECTORS:
-        raise ReidTraceError(
-            f"--detector {name} cannot find people in a photo: it {UNUSABLE_DETECTORS[key]}",
-            hint="use auto (the best installed), yolox-nano, nanodet or hog",
-        )
-    resolve_detector(name, {}, models_dir)  # an unknown or missing model fails here, early
-    made: dict[tuple[int, int], Any] = {}
-
-    def factory(frame_hw: tuple[int, int]) -> Any:
-        if frame_hw not in made:
-            chosen = resolve_detector(name, {}, models_dir, frame_hw)
-            made[frame_hw] = create_detector(chosen.name, **chosen.options)
-        return made[frame_hw]
-
-    return factory
-
-
-def _open_searcher(model: str | None, detector: str | None) -> Any:
-    """The store, index, embedder and detector of the current settings."""
-    from indexer.query.search import Searcher
-    from indexer.settings import load_settings
-    from indexer.store.db import make_engine
-    from reid.embed import create_embedder, default_model
-
-    s = load_settings()
-    path = _model_path(model, s.reid_model) or default_model()
-    embedder = create_embedder("onnx", path=path)
-    return Searcher.open(
-        engine=make_engine(s.database_url),
-        index_location=s.index_location,
-        embedder=embedder,
-        detector=None if detector is None else _detector_factory(detector, s.models_dir),
-        search_params=s.index.search_params or None,
-    )
 
 
 def _hit_row(rank: int, h: Any) -> str:
@@ -138,7 +88,7 @@ def register(app: typer.Typer) -> None:
                 start=None if from_ is None else parse_time(from_, "--from"),
                 end=None if to is None else parse_time(to, "--to"),
             )
-            searcher = _open_searcher(model, detector)
+            searcher = open_searcher(model, detector)
             results = searcher.search_image(
                 image,
                 top_k=top_k,
@@ -214,14 +164,14 @@ def register(app: typer.Typer) -> None:
         from indexer.settings import load_settings
 
         with friendly_errors(as_json), progress_bar(not as_json) as update:
-            searcher = _open_searcher(model, None)  # Market queries are crops: no detector
+            searcher = open_searcher(model, None)  # Market queries are crops: no detector
             out: dict[str, Any] = {
                 "search": evaluate_market_search(searcher, market, rerank=rerank, progress=update)
             }
             if compare:
                 from reid.evaluate.run import evaluate_model
 
-                path = _model_path(model, load_settings().reid_model)
+                path = model_path(model, load_settings().reid_model)
                 out["evaluate"] = evaluate_model(market, path, progress=update)
         out["model"] = searcher.embedder.model_id
         if as_json:

@@ -15,38 +15,15 @@ from typing import Any
 import typer
 
 from reid.errors import ReidTraceError
-from reidtrace.app import friendly_errors
+from reidtrace.app import friendly_errors, open_searcher
 
 __all__ = ["register"]
 
 
 def _searcher(*, crop: bool) -> Any:
-    """The photo search of the current settings (``reidtrace search``'s), with the best
-    installed detector to find the people of a frame unless the photo is a known crop."""
-    from indexer.query.search import Searcher
-    from indexer.settings import load_settings
-    from indexer.store.db import make_engine
-    from reid.detect import create_detector
-    from reid.detect.catalog import resolve_detector
-    from reid.embed import create_embedder, default_model
-
-    s = load_settings()
-    made: dict[tuple[int, int], Any] = {}
-
-    def detector(frame_hw: tuple[int, int]) -> Any:  # one per photo size, as search does
-        if frame_hw not in made:
-            chosen = resolve_detector("auto", {}, s.models_dir, frame_hw)
-            made[frame_hw] = create_detector(chosen.name, **chosen.options)
-        return made[frame_hw]
-
-    model = None if s.reid_model in ("", "default") else s.reid_model
-    return Searcher.open(
-        engine=make_engine(s.database_url),
-        index_location=s.index_location,
-        embedder=create_embedder("onnx", path=model or default_model()),
-        detector=None if crop else detector,
-        search_params=s.index.search_params or None,
-    )
+    """The photo search of the current settings (``reidtrace search``'s): the best installed
+    detector finds the people of a frame unless the photo is a known crop."""
+    return open_searcher(None, None if crop else "auto")
 
 
 def _photo_tracks() -> Callable[[Path], int | None]:
