@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-__all__ = ["EPS", "l2_normalize"]
+__all__ = ["EPS", "as_rows", "l2_normalize"]
 
 EPS = 1e-12
 """Default floor of the norm: far below any real embedding's norm, far above float32 noise."""
@@ -35,3 +35,14 @@ def l2_normalize(
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     norm = np.linalg.norm(arr, axis=None if arr.ndim == 1 else axis, keepdims=True)
     return arr / np.maximum(norm, eps)
+
+
+def as_rows(vectors: ArrayLike, dim: int, what: str = "vectors") -> np.ndarray:
+    """``vectors`` as a C-contiguous ``(n, dim)`` float32 matrix (one vector becomes one row),
+    the layout every vector index takes; any other shape is a ``ValueError`` naming ``what``."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{what} must be (n, {dim}) float32, got shape {x.shape}")
+    return x

@@ -38,6 +38,7 @@ from indexer.index.manifest import (
 from indexer.settings import IndexSettings
 from indexer.store.models import utcnow
 from reid.errors import ReidTraceError
+from reid.vectors import as_rows
 
 __all__ = ["FaissIndex", "create_index"]
 
@@ -179,12 +180,7 @@ class FaissIndex:
     # -- checks ----------------------------------------------------------------------------
 
     def _vectors(self, vectors: np.ndarray, what: str) -> np.ndarray:
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"{what} must be (n, {self.dim}) float32, got shape {x.shape}")
-        return x
+        return as_rows(vectors, self.dim, what)
 
     # -- VectorIndex -----------------------------------------------------------------------
 

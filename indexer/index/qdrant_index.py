@@ -36,6 +36,7 @@ import numpy as np
 from indexer.index.manifest import IndexExpectation, IndexManifest, check_expectation
 from indexer.store.models import utcnow
 from reid.errors import ReidTraceError
+from reid.vectors import as_rows
 
 try:  # optional: pip install 'reidtrace[vectordb]'
     import qdrant_client
@@ -291,12 +292,7 @@ class QdrantIndex:
     # -- VectorIndex -----------------------------------------------------------------------
 
     def _vectors(self, vectors: np.ndarray, what: str) -> np.ndarray:
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"{what} must be (n, {self.dim}) float32, got shape {x.shape}")
-        return x
+        return as_rows(vectors, self.dim, what)
 
     def train(self, vectors: np.ndarray) -> None:
         """Nothing to train (the protocol of ``FaissIndex``)."""
