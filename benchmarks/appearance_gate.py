@@ -4,7 +4,7 @@ with the ReID cue scores at several gates (the per-cue profile in ``reid/track/c
 Usage::
 
     python benchmarks/appearance_gate.py [MODEL.onnx ...]              # distances (about 1 min)
-    python benchmarks/appearance_gate.py --track [--model M.onnx] [--gates 0.4,0.5]
+    python benchmarks/appearance_gate.py --track [--model M.onnx] [--gates 0.4,0.5] [--cue fused]
 
 Distances: on PETS 1-397 and TUD-Stadtmitte (``../shared/data``), truth boxes every 0.2 s, at
 least 30 px tall, the cosine distance between two boxes of the same person 0.2-2 s apart
@@ -12,9 +12,10 @@ least 30 px tall, the cosine distance between two boxes of the same person 0.2-2
 (``reid.track.appearance``) and each ReID model (default: the shipped one). Per cue: quantiles
 and, per gate, the share of same pairs let through (tpr) and of different pairs (fpr).
 
-``--track``: ``bench tracking``'s real rows with ``appearance="reid"`` and, for each gate g, the
-gates (g, g + 0.1, g) for (``max_cosine_distance``, ``stitch_look``, ``clutter_look``), the
-detector ``auto`` finds in ``$REIDTRACE_HOME/models`` (install YOLOX-Nano there first).
+``--track``: ``bench tracking``'s real rows with ``appearance="reid"`` (or ``--cue fused``)
+and, for each gate g, the gates (g, g + 0.1, g) for (``max_cosine_distance``,
+``stitch_look``, ``clutter_look``), the detector ``auto`` finds in ``$REIDTRACE_HOME/models``
+(install YOLOX-Nano there first).
 Written by hand: a few matrix operations over the crop table ``reid.evaluate.domains`` builds.
 """
 
@@ -83,7 +84,7 @@ def distances(models: list[str]) -> None:
             print(line)
 
 
-def track(model: str | None, gates: list[float]) -> None:
+def track(model: str | None, gates: list[float], cue: str) -> None:
     from indexer.ingest import IngestConfig
     from indexer.ingest.bench_tracking import bench_tracking
     from indexer.settings import load_settings
@@ -94,7 +95,7 @@ def track(model: str | None, gates: list[float]) -> None:
         kw = dict(max_cosine_distance=g, stitch_look=round(g + 0.1, 3), clutter_look=g)
         t0 = time.perf_counter()
         cfg = IngestConfig(
-            models_dir=models_dir, appearance="reid", embedder_path=model,
+            models_dir=models_dir, appearance=cue, embedder_path=model,
             tracker=replace(TrackerConfig(), **kw), explicit=frozenset(kw),
         )  # fmt: skip
         rows = bench_tracking(cfg=cfg, worlds={})
@@ -109,9 +110,10 @@ def main() -> None:
     ap.add_argument("--track", action="store_true", help="tracking rows instead of distances")
     ap.add_argument("--model", default=None, help="with --track: the ReID model (default: shipped)")
     ap.add_argument("--gates", default="0.4,0.5", help="with --track: comma-separated gates")
+    ap.add_argument("--cue", default="reid", help="with --track: reid or fused")
     args = ap.parse_args()
     if args.track:
-        track(args.model, [float(g) for g in args.gates.split(",")])
+        track(args.model, [float(g) for g in args.gates.split(",")], args.cue)
     else:
         distances(args.models or [str(default_model())])
 

@@ -70,7 +70,8 @@ def register(app: typer.Typer) -> None:
             None, help="ReID model (.onnx); default: the bundled one."
         ),
         appearance: str | None = typer.Option(
-            None, help="Tracking cue: histogram (default) or reid."
+            None,
+            help="Tracking cue: histogram (default), reid, or fused (both; each box is embedded).",
         ),
         stride: int | None = typer.Option(None, help="Detect every Nth frame (default 1)."),
         low_score: float | None = typer.Option(

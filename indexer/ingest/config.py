@@ -12,6 +12,7 @@ from reid.errors import ReidTraceError
 from reid.track import TrackerConfig
 from reid.track.config import cue_profile, detector_profile
 
+APPEARANCE_CUES = ("histogram", "reid", "fused")  # fused: both, reid.track.appearance.fuse_cues
 DEFAULT_LOW_SCORE = 0.15  # see IngestConfig.low_score
 
 
@@ -25,7 +26,7 @@ class IngestConfig:
     detector_options: dict[str, Any] = field(default_factory=dict)
     models_dir: str | None = None  # installed detector models (the CLI: <home>/models)
     embedder_path: str | None = None  # default: the bundled ReID model
-    appearance: str = "histogram"  # association cue: "histogram" or "reid"
+    appearance: str = "histogram"  # association cue: one of APPEARANCE_CUES
     detect_stride: int = 1  # detect every Nth frame (1 = every frame)
     chunk_frames: int = 50  # frames per committed chunk (a killed run redoes at most this)
     crops_per_track: int = 5  # best crops embedded per track
@@ -90,9 +91,9 @@ class IngestConfig:
 
     def validate(self) -> IngestConfig:
         """Raise ``ReidTraceError`` naming the first bad setting; returns self."""
-        if self.appearance not in ("histogram", "reid"):
+        if self.appearance not in APPEARANCE_CUES:
             raise ReidTraceError(
-                f"appearance must be 'histogram' or 'reid', got {self.appearance!r}",
+                f"appearance must be one of {', '.join(APPEARANCE_CUES)}, got {self.appearance!r}",
                 hint="histogram is faster; reid uses the ReID model for association",
             )
         if self.low_score is not None and not 0.0 <= self.low_score < 1.0:

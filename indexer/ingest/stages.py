@@ -23,7 +23,7 @@ from reid.detections import Detections
 from reid.embed import create_embedder, default_model
 from reid.errors import ReidTraceError
 from reid.protocols import Detector, Embedder, Tracker
-from reid.track import create_tracker, histogram_features
+from reid.track import create_tracker, fuse_cues, histogram_features
 from reid.video import VideoInfo
 
 STAGES = ("decode", "detect", "track", "embed", "store")
@@ -119,9 +119,13 @@ class Stages:
         return out | ({"zones": self.zones.as_json()} if self.zones else {})
 
     def appearance(self, frame: np.ndarray, dets: Detections) -> np.ndarray:
-        """The association cue of each box: a colour histogram, or the ReID embedding."""
+        """The association cue of each box: a colour histogram, the ReID embedding, or both
+        fused into one vector (``reid.track.appearance.fuse_cues``)."""
         if self.cfg.appearance == "reid":
             return self.embedder.embed(frame, dets).embedding
+        if self.cfg.appearance == "fused":
+            reid = self.embedder.embed(frame, dets).embedding
+            return fuse_cues(histogram_features(frame, dets), reid)
         return histogram_features(frame, dets)
 
     def detected(

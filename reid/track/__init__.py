@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from reid.errors import ReidTraceError
-from reid.track.appearance import histogram_features
+from reid.track.appearance import fuse_cues, histogram_features
 from reid.track.config import TrackerConfig
 from reid.track.deepsort import DeepSortTracker
 
-__all__ = ["DeepSortTracker", "TrackerConfig", "create_tracker", "histogram_features"]
+__all__ = [
+    "DeepSortTracker",
+    "TrackerConfig",
+    "create_tracker",
+    "fuse_cues",
+    "histogram_features",
+]
 
 _TRACKERS = {"deepsort": DeepSortTracker}
 

@@ -43,3 +43,30 @@ def histogram_features(frame: np.ndarray, dets: Detections) -> np.ndarray:
         vec = np.sqrt(np.concatenate(parts))  # Hellinger: histograms compare well by cosine
         out[i] = l2_normalize(vec, eps=1e-9)
     return out
+
+
+FUSED_REID_WEIGHT = 0.5
+"""Weight of the ReID distance in the fused cue: d = (d_histogram + w d_reid) / (1 + w).
+
+Measured with ``benchmarks/appearance_gate.py``'s pairs (same person 0.2-2 s and 2-6 s apart
+against different people in the same half second, PETS 1-397 and TUD-Stadtmitte): the share
+of same-person pairs kept when 5 % of different-person pairs pass was flat for w = 0.4-0.7
+(PETS 0.90 / 0.75-0.76, TUD 0.70 / 0.45), against histogram alone 0.86 / 0.63 and 0.64 / 0.36
+and the shipped ReID model alone 0.83 / 0.64 and 0.68 / 0.43.
+"""
+
+
+def fuse_cues(
+    histogram: np.ndarray, reid: np.ndarray, weight: float = FUSED_REID_WEIGHT
+) -> np.ndarray:
+    """One unit vector per box whose cosine distances are the weighted mean of both cues'.
+
+    ``[h, sqrt(w) r] / sqrt(1 + w)`` for unit ``h`` and ``r``: the inner product of two such
+    vectors is ``(h.h' + w r.r') / (1 + w)``, so the tracker, its gates and its galleries need
+    no change to use both cues at once. A box too small for a histogram (zero ``h``) keeps only
+    its ReID part, renormalised.
+    """
+    if histogram.shape[0] != reid.shape[0]:
+        raise ValueError(f"{histogram.shape[0]} histograms for {reid.shape[0]} ReID vectors")
+    out = np.hstack([histogram, np.sqrt(weight) * reid]).astype(np.float32)
+    return l2_normalize(out, eps=1e-9)

@@ -200,7 +200,8 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
 # model: median 0.20 / 90th percentile 0.44 on PETS 1-397, 0.26 / 0.58 on TUD-Stadtmitte,
 # against the histogram's 0.07 / 0.17 and 0.06 / 0.22), so gate 0.2 turned away half of a
 # person's own boxes. With YOLOX-Nano and ``appearance="reid"``, PETS / TUD MOTA / IDF1:
-# gate 0.2 (stitch 0.3, clutter 0.2) 0.656 / 0.791 IDF1; 0.4 (0.5, 0.4) 0.836 / 0.681 and
+# gate 0.2 (stitch 0.3, clutter 0.2) 0.656 / 0.791 IDF1; 0.3 (0.45, 0.3) 0.832 / 0.718 and
+# 0.818 / 0.758; 0.4 (0.5, 0.4) 0.836 / 0.681 and
 # 0.820 / 0.758; 0.5 (0.6, 0.5) 0.832 / 0.697 and 0.829 / 0.811 (docs/tracking.md)
 CUE_PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
     {

@@ -3,7 +3,7 @@ import pytest
 
 from reid.detections import Detections
 from reid.errors import ReidTraceError
-from reid.track import create_tracker, histogram_features
+from reid.track import create_tracker, fuse_cues, histogram_features
 
 
 def _frame_dets(k: int, people: list[tuple[float, float, np.ndarray]]) -> Detections:
@@ -48,6 +48,22 @@ def test_histogram_features_are_unit_vectors() -> None:
     dets = Detections(np.array([[10, 10, 50, 110], [0, 0, 1, 1]]), np.ones(2), np.zeros(2))
     f = histogram_features(frame, dets)
     assert f.shape[0] == 2 and np.isclose(np.linalg.norm(f[0]), 1.0) and not f[1].any()
+
+
+def test_fused_cue_distances_are_the_weighted_mean_of_both() -> None:
+    rng = np.random.default_rng(2)
+    h = rng.random((4, 72)).astype(np.float32)
+    h /= np.linalg.norm(h, axis=1, keepdims=True)
+    h[3] = 0.0  # a box too small for a histogram
+    r = rng.normal(size=(4, 16)).astype(np.float32)
+    r /= np.linalg.norm(r, axis=1, keepdims=True)
+    f = fuse_cues(h, r, weight=0.5)
+    assert np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
+    want = (1 - h[:3] @ h[:3].T + 0.5 * (1 - r[:3] @ r[:3].T)) / 1.5
+    assert np.allclose(1 - f[:3] @ f[:3].T, want, atol=1e-5)
+    assert np.isclose(f[3] @ f[2], r[3] @ r[2] * np.sqrt(0.5 / 1.5), atol=1e-5)
+    with pytest.raises(ValueError):
+        fuse_cues(h, r[:2])
 
 
 def test_bad_tracker_arguments() -> None:
