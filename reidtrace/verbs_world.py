@@ -310,13 +310,16 @@ def print_demo_trace(tr: dict, scores: dict) -> None:
 def bench_synth(
     workers: int = typer.Option(0, help="Processes to render with (0 = one per CPU core)."),
     identities: int = typer.Option(750, help="Identities in the crops training set."),
+    variety: str = typer.Option("none", help="Variety of the crops set: none | medium | high."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Time the demo world (target < 60 s) and a 750-identity crops set (target < 15 min)."""
     from reid.synth.bench import bench_synth as run
 
     with friendly_errors(as_json), progress_bar(not as_json) as update:
-        report = run(workers=workers or None, crops_identities=identities, progress=update)
+        report = run(
+            workers=workers or None, crops_identities=identities, variety=variety, progress=update
+        )
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
         return

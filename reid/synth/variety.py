@@ -150,7 +150,7 @@ class CameraResponse:
         )
         return CameraResponse(
             wb=wb,  # type: ignore[arg-type]
-            exposure=float(np.clip(self.exposure * math.exp(rng.normal(0, 0.15 * s)), 0.35, 2.2)),
+            exposure=float(np.clip(self.exposure * math.exp(rng.normal(0, 0.12 * s)), 0.45, 2.0)),
             gamma=self.gamma,
             saturation=self.saturation,
             contrast=self.contrast,
@@ -174,7 +174,7 @@ def sample_response(rng: np.random.Generator, strength: float) -> CameraResponse
     )
     return CameraResponse(
         wb=tuple(float(np.clip(g, 0.45, 2.0)) for g in wb),  # type: ignore[arg-type]
-        exposure=float(np.clip(math.exp(rng.normal(0, 0.28 * s)), 0.35, 2.2)),
+        exposure=float(np.clip(math.exp(rng.normal(0, 0.2 * s)), 0.5, 1.8)),
         gamma=float(np.clip(math.exp(rng.normal(0, 0.18 * s)), 0.5, 2.0)),
         saturation=float(rng.uniform(1.0 - 0.55 * s, 1.0 + 0.35 * s)),
         contrast=float(rng.uniform(1.0 - 0.3 * s, 1.0 + 0.25 * s)),

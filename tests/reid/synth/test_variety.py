@@ -150,3 +150,10 @@ def test_style_and_response_are_seeded() -> None:
     b = apply_response(img, r, np.random.default_rng(2))
     assert np.array_equal(a, b)
     assert sample_response(np.random.default_rng(1), 0.0).wb == (1.0, 1.0, 1.0)
+
+
+def test_bench_refuses_a_bad_variety_before_rendering() -> None:
+    from reid.synth.bench import bench_synth
+
+    with pytest.raises(ReidTraceError, match="variety"):
+        bench_synth(workers=1, crops_identities=2, variety="max")
