@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from reid.errors import ReidTraceError
 from reidtrace.app import bench_app, friendly_errors, out_console, progress_bar
 
 __all__ = ["print_demo_summary", "print_demo_trace", "print_world_summary", "register"]
@@ -41,6 +42,11 @@ def synth(
     images_per_camera: int = typer.Option(
         8, help="With --crops-only: crops per identity and camera."
     ),
+    variety: str = typer.Option(
+        "none",
+        help="With --crops-only: none | medium | high: domain-randomised crops (clothing "
+        "textures, camera response per camera and sequence, backgrounds, crop sizes).",
+    ),
     preview: bool = typer.Option(
         False, "--preview", help="Also write preview.png (a contact sheet)."
     ),
@@ -53,6 +59,11 @@ def synth(
     from reid.synth.preview import write_preview
 
     with friendly_errors(as_json):
+        if variety != "none" and not crops_only:
+            raise ReidTraceError(
+                "--variety applies to --crops-only training crops only",
+                hint="add --crops-only, or drop --variety for a video world",
+            )
         if crops_only:
             cfg_c = crops.CropsConfig(
                 seed=seed,
@@ -61,6 +72,7 @@ def synth(
                 images_per_camera=images_per_camera,
                 difficulty=difficulty,
                 hard_negative_frac=hard_negatives,
+                variety=variety,
             )
             with progress_bar(not as_json) as update:
                 summary = crops.generate_crops(
@@ -298,13 +310,16 @@ def print_demo_trace(tr: dict, scores: dict) -> None:
 def bench_synth(
     workers: int = typer.Option(0, help="Processes to render with (0 = one per CPU core)."),
     identities: int = typer.Option(750, help="Identities in the crops training set."),
+    variety: str = typer.Option("none", help="Variety of the crops set: none | medium | high."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Time the demo world (target < 60 s) and a 750-identity crops set (target < 15 min)."""
     from reid.synth.bench import bench_synth as run
 
     with friendly_errors(as_json), progress_bar(not as_json) as update:
-        report = run(workers=workers or None, crops_identities=identities, progress=update)
+        report = run(
+            workers=workers or None, crops_identities=identities, variety=variety, progress=update
+        )
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
         return

@@ -27,7 +27,14 @@ import numpy as np
 
 from reid.synth.appearance import Appearance
 
-__all__ = ["Sprite", "render_figure", "render_identity_sheet"]
+__all__ = [
+    "STYLE_BOTTOM_TEXTURES",
+    "STYLE_TOP_TEXTURES",
+    "FigureStyle",
+    "Sprite",
+    "render_figure",
+    "render_identity_sheet",
+]
 
 
 @dataclass
@@ -45,6 +52,48 @@ M_TOP, M_TOP2, M_PAT, M_MIX, M_PRINT, M_PRINT2 = 5, 6, 7, 8, 9, 10
 M_BOTTOM, M_BOTTOM2, M_BOTTOM3, M_HAT = 11, 12, 13, 14
 M_SHOE, M_SOLE, M_BAG, M_STRAP = 15, 16, 17, 18
 _CLOTH_LO, _CLOTH_HI = M_TOP, M_HAT
+# Materials only a FigureStyle uses (domain-randomised crops): sleeves, top and bottom textures.
+M_SLEEVE, M_TEX_A, M_TEX_B, M_TEX_C, M_BTEX_A, M_BTEX_B = 19, 20, 21, 22, 23, 24
+_STYLE_LO, _STYLE_HI = M_SLEEVE, M_BTEX_B
+
+STYLE_TOP_TEXTURES = (
+    "none", "tartan", "pinstripe", "gingham", "breton", "camo", "speckle", "yoke", "chest_band",
+    "logo",
+)  # fmt: skip
+STYLE_BOTTOM_TEXTURES = ("none", "plaid", "pinstripe", "camo", "cuffs")
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """Extra clothing detail for domain-randomised crops (``reidtrace synth --variety``).
+
+    Why apart from :class:`Appearance`: the default world must render byte-identically, and its
+    identities' descriptions stay what they were; a style only adds texture on top. The top
+    texture replaces a *solid* top only, the bottom texture a *solid* (non-denim) bottom only,
+    so a look-alike twin that differs in its top pattern still differs. Colours are BGR.
+    """
+
+    top_texture: str = "none"
+    top_colors: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (0, 0, 0), (0, 0, 0))
+    top_scale: float = 1.0  # pattern period relative to the default stripe width
+    bottom_texture: str = "none"
+    bottom_colors: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (0, 0, 0))
+    sleeve_color: tuple[int, int, int] | None = None  # sleeves in another colour (raglan, jacket)
+    bag_color: tuple[int, int, int] | None = None  # overrides the appearance's bag colour
+    fabric_gain: float = 1.0  # strength of fabric noise (1 = the default renderer's)
+    folds: float = 0.0  # strength of low-frequency shading folds, 0..1
+    seed: int = 0  # offsets of the noise-based textures
+
+    def __post_init__(self) -> None:
+        if self.top_texture not in STYLE_TOP_TEXTURES:
+            raise ValueError(f"FigureStyle.top_texture={self.top_texture!r}")
+        if self.bottom_texture not in STYLE_BOTTOM_TEXTURES:
+            raise ValueError(f"FigureStyle.bottom_texture={self.bottom_texture!r}")
+        if len(self.top_colors) != 3 or len(self.bottom_colors) != 2:
+            raise ValueError("FigureStyle: 3 top colours and 2 bottom colours")
+        if not (0.0 <= self.fabric_gain <= 6.0 and 0.0 <= self.folds <= 1.0):
+            raise ValueError("FigureStyle: fabric_gain in [0, 6], folds in [0, 1]")
+
 
 # Part kinds.
 _FILL, _FLAT, _SHADOW, _FOLD, _LINE, _SOFT = range(6)
@@ -230,7 +279,7 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
     )
 
 
-def _lut(app: Appearance) -> np.ndarray:
+def _lut(app: Appearance, style: FigureStyle | None = None) -> np.ndarray:
     """Per-call colour table: material id -> BGR."""
     lut = np.zeros((256, 1, 3), np.uint8)
     skin = app.skin
@@ -266,6 +315,14 @@ def _lut(app: Appearance) -> np.ndarray:
         if _luma(app.bag_color) > 50
         else _mix(app.bag_color, (90, 90, 90), 0.3),
     }
+    if style is not None:
+        ta, tb, tc = style.top_colors
+        cols.update({M_TEX_A: ta, M_TEX_B: tb, M_TEX_C: tc})
+        cols.update({M_BTEX_A: style.bottom_colors[0], M_BTEX_B: style.bottom_colors[1]})
+        cols[M_SLEEVE] = style.sleeve_color or app.top_color
+        if style.bag_color is not None:
+            cols[M_BAG] = style.bag_color
+            cols[M_STRAP] = _scale(style.bag_color, 0.8)
     for k, v in cols.items():
         lut[k, 0] = v
     return lut
@@ -280,6 +337,7 @@ def render_figure(
     stride: float = 1.0,
     light_deg: float = 45.0,
     seed: int = 0,
+    style: FigureStyle | None = None,
 ) -> Sprite:
     """Render one person, ``height_px`` tall standing (head top to sole), as an alpha sprite.
 
@@ -288,6 +346,7 @@ def render_figure(
     ``phase`` in [0, 1): walk-cycle phase; ``stride`` in [0, 1] scales the swing (0 = standing).
     ``light_deg``: where the light comes from, same convention as ``view_deg`` seen from the
     camera (0 = from the camera, 90 = from image left). ``seed`` only shifts fabric/denim noise.
+    ``style``: extra clothing detail (:class:`FigureStyle`); None renders the default look.
     Designed for 12..400 px; the result is a pure function of the arguments.
     """
     for name, v in (
@@ -313,8 +372,11 @@ def render_figure(
         # nobody stands to attention: a relaxed stance has one foot a little ahead of the other
         # (the weight on the back leg); ``phase`` only picks which foot
         phase, stride = (0.25 if phase < 0.5 else 0.75), STANCE_STRIDE
-    parts, ground, foot_x, neck_xy = _build(app, view_deg, phase, stride, hpx, lx, relax)
-    return _rasterize(parts, app, hpx, ground, foot_x, neck_xy, light_deg, int(seed))
+    sleeve_mat = M_SLEEVE if style is not None and style.sleeve_color is not None else M_TOP
+    parts, ground, foot_x, neck_xy = _build(
+        app, view_deg, phase, stride, hpx, lx, relax, sleeve_mat
+    )
+    return _rasterize(parts, app, hpx, ground, foot_x, neck_xy, light_deg, int(seed), style)
 
 
 def _build(
@@ -325,6 +387,7 @@ def _build(
     hpx: float,
     lx: float,
     relax: float = 0.0,
+    sleeve_mat: int = M_TOP,
 ) -> tuple[_Parts, float, float, tuple[float, float]]:
     """All parts as polygons in height units (x right, y down, y = -up); see the module doc."""
     th = math.radians(view_deg % 360.0)
@@ -654,9 +717,9 @@ def _build(
             parts.add(depth, _FILL, arm, M_SKIN, sh)
             mid = (shp_[0] + (elp[0] - shp_[0]) * 0.45, shp_[1] + (elp[1] - shp_[1]) * 0.45)
             sl = _limb(shp_, mid, (0.0, 1.0), _sc((0.035, 0.035), bw))
-            parts.add(depth, _FILL, sl, M_TOP, sh)
+            parts.add(depth, _FILL, sl, sleeve_mat, sh)
         else:
-            parts.add(depth, _FILL, arm, M_TOP, sh)
+            parts.add(depth, _FILL, arm, sleeve_mat, sh)
             if detail:  # elbow crease
                 parts.add(
                     depth,
@@ -927,6 +990,7 @@ def _rasterize(
     neck_xy: tuple[float, float],
     light_deg: float,
     seed: int,
+    style: FigureStyle | None = None,
 ) -> Sprite:
     """Draw the sorted parts into supersampled label/shade maps, texture, shade, downsample."""
     ss = 3 if hpx < 64 else 2
@@ -1001,16 +1065,23 @@ def _rasterize(
             poly(lab, qq, False, mat, t, l8, _SHIFT)
             poly(shade, qq, False, min(255, int(v)), t, l8, _SHIFT)
 
-    _texture(lab, app, hpx, ss, (neck_xy[0] * k - ox * ss, (neck_xy[1] + ground) * k - oy * ss))
+    neck = (neck_xy[0] * k - ox * ss, (neck_xy[1] + ground) * k - oy * ss)
+    _texture(lab, app, hpx, ss, neck)
+    if style is not None:
+        _style_texture(lab, app, style, hpx, ss, neck)
 
     # soft shading (two box passes ~ a Gaussian, much cheaper on uint8), then fabric/denim noise
     sig = 0.45 * ss + 0.004 * hpx * ss
     box = max(3, 2 * round((math.sqrt(6.0 * sig * sig + 1.0) - 1.0) / 2.0) + 1)
     shade = cv2.blur(cv2.blur(shade, (box, box)), (box, box))
     cloth = cv2.inRange(lab, _CLOTH_LO, _CLOTH_HI)
+    if style is not None:
+        cloth = cv2.bitwise_or(cloth, cv2.inRange(lab, _STYLE_LO, _STYLE_HI))
     nz, bias = _Noise.crop("fabric", H, W, seed)
     cv2.add(shade, nz, dst=shade, mask=cloth)
     cv2.subtract(shade, np.full_like(shade, bias), dst=shade, mask=cloth)
+    if style is not None:
+        _style_shade(shade, cloth, style, hpx, ss, seed)
     if app.bottom_pattern == "denim" and hpx >= 24:
         den = cv2.compare(lab, M_BOTTOM, cv2.CMP_EQ)
         nz, bias = _Noise.crop("denim", H, W, seed)
@@ -1018,7 +1089,7 @@ def _rasterize(
         cv2.subtract(shade, np.full_like(shade, bias), dst=shade, mask=den)
 
     # colour, premultiplied downsample (background is black), un-premultiply
-    col = cv2.LUT(cv2.merge([lab, lab, lab]), _lut(app))
+    col = cv2.LUT(cv2.merge([lab, lab, lab]), _lut(app, style))
     col = cv2.multiply(col, cv2.merge([shade, shade, shade]), scale=1.0 / 128.0)
     alpha = cv2.compare(lab, 0, cv2.CMP_GT)
     col_s = cv2.resize(col, (w_out, h_out), interpolation=cv2.INTER_AREA)
@@ -1069,6 +1140,144 @@ def _texture(
             cx = np.floor(xx / sz + 0.5).astype(np.int32) % 3 == 0
             lab[bot & (cy ^ cx)] = M_BOTTOM2
             lab[bot & (cy & cx)] = M_BOTTOM3
+
+
+class _StyleNoise:
+    """Low-resolution periodic noise fields for styled clothing (camouflage, speckle, folds).
+
+    Kept apart from :class:`_Noise` so the default renderer's tiles never change. Each field is
+    a small tile, resized to the canvas so its features scale with the person, not the pixels.
+    """
+
+    size = 64
+    _tiles: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def tiles(cls) -> dict[str, np.ndarray]:
+        if cls._tiles is None:
+            rng = np.random.default_rng(20261207)
+            n = cls.size
+            fy = np.fft.fftfreq(n)[:, None]
+            fx = np.fft.rfftfreq(n)[None, :]
+
+            def filt(sx: float, sy: float) -> np.ndarray:
+                w = rng.standard_normal((n, n))
+                g = np.exp(-2.0 * math.pi**2 * ((fx * sx) ** 2 + (fy * sy) ** 2))
+                v = np.fft.irfft2(np.fft.rfft2(w) * g, s=(n, n))
+                return np.tile((v / (v.std() + 1e-9)).astype(np.float32), (2, 2))
+
+            cls._tiles = {"blotch": filt(3.0, 3.0), "speck": filt(0.7, 0.7), "fold": filt(4.0, 0.9)}
+        return cls._tiles
+
+    @classmethod
+    def field(cls, name: str, H: int, W: int, cells_per_px: float, seed: int) -> np.ndarray:
+        """A (H, W) float32 field, unit std, with ``cells_per_px`` tile cells per canvas pixel."""
+        tile = cls.tiles()[name]
+        n = cls.size
+        h = min(n, max(2, math.ceil(H * cells_per_px) + 1))
+        w = min(n, max(2, math.ceil(W * cells_per_px) + 1))
+        oy, ox = (seed * 7919 + 5) % n, (seed * 104729 + 11) % n
+        return cv2.resize(tile[oy : oy + h, ox : ox + w], (W, H), interpolation=cv2.INTER_LINEAR)
+
+
+def _plaid(
+    lab: np.ndarray, mask: np.ndarray, yy: np.ndarray, xx: np.ndarray, per: float, mats: tuple
+) -> None:
+    """Tartan: broad bands both ways (``mats[0]``, overlaps ``mats[2]``) and thin lines."""
+    hb = np.mod(yy, per) < 0.36 * per
+    vb = np.mod(xx, per) < 0.36 * per
+    lab[mask & (hb ^ vb)] = mats[0]
+    lab[mask & hb & vb] = mats[2]
+    thin = max(1.0, 0.07 * per)
+    ln = (np.abs(np.mod(yy, per) - 0.68 * per) < thin) | (
+        np.abs(np.mod(xx, per) - 0.68 * per) < thin
+    )
+    lab[mask & ln] = mats[1]
+
+
+def _style_texture(
+    lab: np.ndarray,
+    app: Appearance,
+    style: FigureStyle,
+    hpx: float,
+    ss: int,
+    neck: tuple[float, float],
+) -> None:
+    """A style's textures as relabelling of solid top/bottom pixels, anchored at the neck."""
+    H, W = lab.shape
+    k = hpx * ss  # canvas pixels per body height
+    stripe = max(2.0, hpx / 25.0) * ss * style.top_scale
+    nx, ny = neck
+    yy = np.arange(H, dtype=np.float32)[:, None] - np.float32(ny)
+    xx = np.arange(W, dtype=np.float32)[None, :] - np.float32(nx)
+    tex = style.top_texture if app.top_pattern == "solid" else "none"
+    top = lab == M_TOP if tex != "none" else None
+    if top is not None and top.any():
+        if tex == "tartan":
+            _plaid(lab, top, yy, xx, stripe * 3.2, (M_TEX_A, M_TEX_B, M_TEX_C))
+        elif tex == "pinstripe":
+            lab[top & (np.mod(xx, stripe * 1.3) < max(1.0, 0.35 * ss))] = M_TEX_A
+        elif tex == "gingham":
+            per = stripe * 0.9
+            cy, cx = np.mod(yy, per) < per / 2, np.mod(xx, per) < per / 2
+            lab[top & (cy ^ cx)] = M_TEX_A
+            lab[top & cy & cx] = M_TEX_B
+        elif tex == "breton":
+            lab[top & (np.mod(yy, stripe * 1.1) < stripe * 0.45)] = M_TEX_A
+        elif tex in ("camo", "speckle"):
+            name, cells = ("blotch", 9.0) if tex == "camo" else ("speck", 28.0)
+            f = _StyleNoise.field(name, H, W, cells / k, style.seed)
+            lo, hi = (-0.35, 0.55) if tex == "camo" else (0.9, 1.5)
+            lab[top & (f > lo) & (f <= hi)] = M_TEX_A
+            lab[top & (f > hi)] = M_TEX_B
+            if tex == "camo":
+                lab[top & (f < -1.0)] = M_TEX_C
+        elif tex == "yoke":
+            lab[top & (yy < 0.085 * k)] = M_TEX_A
+        elif tex == "chest_band":
+            band = (yy > 0.075 * k) & (yy < 0.135 * k)
+            lab[top & band] = M_TEX_A
+            lab[top & (yy >= 0.135 * k) & (yy < 0.15 * k)] = M_TEX_B
+        elif tex == "logo":
+            cy = 0.12 * k
+            r = 0.045 * k * style.top_scale
+            box = (np.abs(xx) < r) & (np.abs(yy - cy) < 0.7 * r)
+            lab[top & box] = M_TEX_A
+            inner = (xx**2 + (yy - cy) ** 2) < (0.45 * r) ** 2
+            lab[top & inner] = M_TEX_B
+    btex = style.bottom_texture if app.bottom_pattern == "solid" else "none"
+    bot = lab == M_BOTTOM if btex != "none" else None
+    if bot is not None and bot.any():
+        bstripe = stripe * 1.2
+        if btex == "plaid":
+            _plaid(lab, bot, yy, xx, bstripe * 2.6, (M_BTEX_A, M_BTEX_B, M_BTEX_A))
+        elif btex == "pinstripe":
+            lab[bot & (np.mod(xx, bstripe * 1.2) < max(1.0, 0.35 * ss))] = M_BTEX_A
+        elif btex == "camo":
+            f = _StyleNoise.field("blotch", H, W, 9.0 / k, style.seed + 1)
+            lab[bot & (f > 0.3)] = M_BTEX_A
+            lab[bot & (f < -0.8)] = M_BTEX_B
+        else:  # cuffs: the lowest band of the trousers (rolled up, or two-tone sportswear)
+            rows = np.nonzero(bot.any(axis=1))[0]
+            lab[bot & (np.arange(H)[:, None] > rows[-1] - 0.05 * k)] = M_BTEX_A
+
+
+def _style_shade(
+    shade: np.ndarray, cloth: np.ndarray, style: FigureStyle, hpx: float, ss: int, seed: int
+) -> None:
+    """Stronger fabric grain and low-frequency folds on clothing (in place, uint8 around 128)."""
+    H, W = shade.shape
+    extra = np.zeros((H, W), np.float32)
+    if style.fabric_gain > 1.0:
+        nz, bias = _Noise.crop("fabric", H, W, seed + 17)
+        extra += (nz.astype(np.float32) - bias) * np.float32(style.fabric_gain - 1.0)
+    if style.folds > 0:
+        f = _StyleNoise.field("fold", H, W, 14.0 / (hpx * ss), style.seed + 2)
+        extra += f * np.float32(20.0 * style.folds)
+    if not extra.any():
+        return
+    out = np.clip(shade.astype(np.float32) + extra, 0, 255).astype(np.uint8)
+    np.copyto(shade, out, where=cloth > 0)
 
 
 def render_identity_sheet(

@@ -50,6 +50,8 @@ def test_bad_value_type_is_one_line(tmp_path, capsys) -> None:
         (["--identities", "5", "--groups", "3"], "groups"),
         (["--minutes", "-1"], "minutes"),
         (["--crops-only", "--cameras", "1"], "cameras"),
+        (["--crops-only", "--variety", "extreme"], "variety"),
+        (["--variety", "high"], "variety"),
     ],
 )
 def test_impossible_parameters_are_one_line(extra, needle, tmp_path, capsys) -> None:
