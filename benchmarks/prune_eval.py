@@ -65,7 +65,15 @@ def main() -> None:
     ap.add_argument("--match", type=float, default=0.5)
     ap.add_argument("--criteria", default="l2,thinet")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--proxy", type=int, default=32, help="train crops for the search's proxy")
+    ap.add_argument(
+        "--map-all",
+        action="store_true",
+        help="mAP on every row, not only the unpruned, the --match uniform and the searched rows",
+    )
     ap.add_argument("--no-map", action="store_true", help="skip mAP (cosine only)")
+    ap.add_argument("--no-base", action="store_true", help="skip the unpruned row")
+    ap.add_argument("--no-search", action="store_true", help="skip the searched rows")
     ap.add_argument("--out", type=Path, default=Path("/tmp/prune-eval-out"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,12 +90,12 @@ def main() -> None:
     step = max(1, len(data.query) // args.holdout)
     holdout = load_batch([im.path for im in data.query[::step][: args.holdout]], model.info)
     test = _subset(data, args.ids)
-    proxy = cosine_proxy(model, samples)
+    proxy = cosine_proxy(model, samples[: args.proxy])
     held = cosine_proxy(model, holdout)
     base_macs = count_macs(model, size)
     rows = []
 
-    def row(name: str, criterion: str, m: torch.nn.Module) -> None:
+    def row(name: str, criterion: str, m: torch.nn.Module, with_map: bool = True) -> None:
         macs = count_macs(m, size)
         r = {
             "name": name,
@@ -98,13 +106,14 @@ def main() -> None:
             "cosine_holdout": round(held(m), 4),
             "latency_ms_b1_torch": round(measure_latency(m, size, repeats=7), 1),
         }
-        if not args.no_map:
+        if with_map and not args.no_map:
             res = evaluate(m, test, batch_size=64)
             r["mAP"], r["rank1"] = round(res.mAP * 100, 2), round(res.cmc[0] * 100, 2)
         rows.append(r)
         print(json.dumps(r), file=sys.stderr, flush=True)
 
-    row("unpruned", "-", model)
+    if not args.no_base:
+        row("unpruned", "-", model)
     groups = find_groups(model, size)
     criteria = args.criteria.split(",")
     uniform = [float(x) for x in args.uniform.split(",")]
@@ -112,12 +121,12 @@ def main() -> None:
         for ratio in uniform:
             keep = {g.name: keep_for_ratio(g.channels, ratio) for g in groups}
             pruned = prune_model(model, keep, criterion=crit, samples=samples, input_size=size)
-            row(f"uniform {ratio:g}", crit, pruned)
+            row(f"uniform {ratio:g}", crit, pruned, args.map_all or ratio == args.match)
     match_keep = {g.name: keep_for_ratio(g.channels, args.match) for g in groups}
     budget_macs = count_macs(prune_model(model, match_keep, input_size=size), size)
     budget = f"{budget_macs / 1e6:.3f}M"
     args.out.mkdir(parents=True, exist_ok=True)
-    for crit in criteria:
+    for crit in [] if args.no_search else criteria:
         t0 = time.perf_counter()
         plan = search_plan(
             model,
@@ -142,6 +151,7 @@ def main() -> None:
         "num_query": len(test.query),
         "num_gallery": len(test.gallery),
         "samples": args.samples,
+        "proxy_images": args.proxy,
         "holdout": args.holdout,
         "threads": args.threads,
         "budget": budget,
