@@ -352,55 +352,21 @@ def _thinet_drop(x: Tensor, weight: Tensor, n_drop: int, gen: torch.Generator) -
     return torch.tensor(sorted(order), dtype=torch.long)
 
 
-def _cols(kept: Tensor, conv: nn.Conv2d) -> Tensor:
-    """im2col column indices of input channels ``kept`` (channel-major, as ``F.unfold``)."""
+def _refit(x: Tensor, y: Tensor, kept: Tensor, conv: nn.Conv2d) -> Tensor:
+    """Least-squares consumer weights on the kept channels: ``min ||y - x_kept w^T||^2``.
+
+    A small ridge term (1e-4 of the mean diagonal) keeps the normal equations solvable when the
+    samples are fewer than the columns or channels are nearly collinear. No intercept: fitting
+    the removed channels' mean offset too (into the next BatchNorm) was measured no better on
+    held-out crops (docs/journal/compression_pruning.md).
+    """
     kk = conv.kernel_size[0] * conv.kernel_size[1]
-    return (kept[:, None] * kk + torch.arange(kk)[None, :]).reshape(-1)
-
-
-def _refit(
-    x: Tensor, y: Tensor, kept: Tensor, conv: nn.Conv2d, intercept: bool
-) -> tuple[Tensor, Tensor | None]:
-    """Least-squares consumer weights on the kept channels: ``min ||y - x_kept w^T - b||^2``.
-
-    ``intercept`` also fits the constant offset ``b`` (what the removed channels contributed on
-    average: after a ReLU their mean is far from zero), returned for the caller to fold into
-    the next bias. A small ridge term (1e-4 of the mean diagonal) keeps the normal equations
-    solvable when the samples are fewer than the columns or channels are nearly collinear.
-    """
-    xk, yd = x[:, _cols(kept, conv)].double(), y.double()
-    xm = xk.mean(0) if intercept else torch.zeros(xk.shape[1], dtype=xk.dtype)
-    ym = yd.mean(0) if intercept else torch.zeros(yd.shape[1], dtype=yd.dtype)
-    xc = xk - xm
-    a = xc.T @ xc
+    cols = (kept[:, None] * kk + torch.arange(kk)[None, :]).reshape(-1)
+    xk = x[:, cols].double()
+    a = xk.T @ xk
     a += torch.eye(a.shape[0], dtype=a.dtype) * (1e-4 * torch.diagonal(a).mean().clamp_min(1e-12))
-    w = torch.linalg.solve(a, xc.T @ (yd - ym))  # (kept*kk, out)
-    weight = w.T.reshape(conv.out_channels, len(kept), *conv.kernel_size).to(conv.weight.dtype)
-    return weight, ((ym - xm @ w).float() if intercept else None)
-
-
-def _offset_target(dg: tp.DependencyGraph, conv: nn.Conv2d) -> nn.Module | None:
-    """Where a constant added to ``conv``'s output can go: its bias, or the BatchNorm after it."""
-    if conv.bias is not None:
-        return conv
-    for dep, _ in dg.get_pruning_group(conv, tp.prune_conv_out_channels, [0]):
-        bn = dep.target.module
-        if dep.source.module is conv and isinstance(bn, nn.modules.batchnorm._BatchNorm):
-            return bn if bn.running_mean is not None else None
-    return None
-
-
-@torch.no_grad()
-def _add_offset(target: nn.Module, offset: Tensor) -> None:
-    """Make ``target`` behave as if ``offset`` were added to its conv's output (eval mode).
-
-    A BatchNorm's running mean absorbs it (``(x + d - m) = (x - (m - d))``); training with batch
-    statistics removes constant offsets by itself, so nothing is lost when BN is re-estimated.
-    """
-    if isinstance(target, nn.Conv2d):
-        target.bias += offset.to(target.bias.dtype)
-    else:
-        target.running_mean -= offset.to(target.running_mean.dtype)
+    w = torch.linalg.solve(a, xk.T @ y.double())  # (kept*kk, out)
+    return w.T.reshape(conv.out_channels, len(kept), *conv.kernel_size).to(conv.weight.dtype)
 
 
 def _rows_for(conv: nn.Module, keep: int) -> int:
@@ -424,10 +390,8 @@ def prune_model(
 
     ``criterion`` is ``"l1"``/``"l2"`` (weight magnitude) or ``"thinet"``, which needs
     ``samples`` (a normalised image batch, ``(n, 3, h, w)``; 32-256 crops of the training
-    domain) and refits each group's consumer unless ``refit=False``: its weights, and the
-    constant offset the removed channels contributed on average (after a ReLU their mean is far
-    from zero), which the consumer's bias or the BatchNorm after it absorbs. The input model is
-    not changed; the copy is returned in eval mode.
+    domain) and refits each group's consumer unless ``refit=False``. The input model is not
+    changed; the copy is returned in eval mode.
     """
     model = _check_model(model)
     if criterion not in CRITERIA:
@@ -470,12 +434,8 @@ def prune_model(
                 kept_mask = torch.ones(g.channels, dtype=torch.bool)
                 kept_mask[drop] = False
                 kept = kept_mask.nonzero().flatten()
-                target = _offset_target(dg, consumer)
-                weight, offset = _refit(x, y, kept, consumer, intercept=target is not None)
                 with torch.no_grad():
-                    consumer.weight[:, kept] = weight
-                if target is not None and offset is not None:
-                    _add_offset(target, offset)
+                    consumer.weight[:, kept] = _refit(x, y, kept, consumer)
         else:
             full = dg.get_pruning_group(root, tp.prune_conv_out_channels, list(range(g.channels)))
             imp = tp.importance.GroupMagnitudeImportance(p=1 if criterion == "l1" else 2)(full)
@@ -488,11 +448,7 @@ def prune_model(
 
 
 def reconstruction_error(pruned: ReIDNet, reference: ReIDNet, layer: str, samples: Tensor) -> float:
-    """Relative squared error of module ``layer``'s output in ``pruned`` against ``reference``.
-
-    Measure it at the BatchNorm after a group's consumer to include the offset ThiNet's refit
-    folds into that BatchNorm.
-    """
+    """Relative squared error of module ``layer``'s output in ``pruned`` against ``reference``."""
     with torch.inference_mode():
         a = _capture(pruned.eval(), dict(pruned.named_modules())[layer], samples, "out")
         b = _capture(reference.eval(), dict(reference.named_modules())[layer], samples, "out")

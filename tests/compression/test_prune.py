@@ -124,18 +124,11 @@ def test_thinet_refit_reduces_next_layer_reconstruction_error(mnv2, samples) -> 
     refit = prune_model(mnv2, keep, **kw)
     plain = prune_model(mnv2, keep, refit=False, **kw)
     magnitude = prune_model(mnv2, keep, criterion="l2", input_size=SIZE)
-    bn = "backbone.conv6.0.conv3.1"  # after the consumer: holds the refit's constant offset
-    e_refit = reconstruction_error(refit, mnv2, bn, samples)
-    e_plain = reconstruction_error(plain, mnv2, bn, samples)
-    e_mag = reconstruction_error(magnitude, mnv2, bn, samples)
+    e_refit = reconstruction_error(refit, mnv2, g.consumer, samples)
+    e_plain = reconstruction_error(plain, mnv2, g.consumer, samples)
+    e_mag = reconstruction_error(magnitude, mnv2, g.consumer, samples)
     assert e_refit < 0.8 * e_plain
     assert e_plain < e_mag  # the greedy choice alone beats magnitude on its own objective
-    # the refit's intercept went into that BatchNorm; the unrefit copy left it alone
-    moved = dict(refit.named_modules())[bn].running_mean
-    assert not torch.equal(moved, dict(mnv2.named_modules())[bn].running_mean)
-    assert torch.equal(
-        dict(plain.named_modules())[bn].running_mean, dict(mnv2.named_modules())[bn].running_mean
-    )
 
 
 def test_resnet50_prunes_bottleneck_internals() -> None:
