@@ -157,3 +157,16 @@ def test_bad_input_is_one_line_error(mnv2, samples) -> None:
         with pytest.raises(ReidTraceError, match=text) as err:
             call()
         assert "\n" not in str(err.value)
+
+
+def test_osnet_prunes_and_reloads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("osnet_x0_25").eval()
+    groups = find_groups(model, SIZE)
+    keep = _half(groups)
+    pruned = prune_model(model, keep, input_size=SIZE)
+    assert count_macs(pruned, SIZE) == plan_macs(layer_costs(model, groups, SIZE), keep)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "o.pt", pruned, epoch=0))
+    x = torch.randn(2, 3, *SIZE)
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x), pruned(x), atol=1e-5)
