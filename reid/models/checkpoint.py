@@ -5,7 +5,8 @@ A checkpoint is a dict saved with ``torch.save``::
     {"format": "reidtrace-checkpoint", "version": 1, "arch": registry name,
      "num_classes": classifier size, "state_dict": ReIDNet weights (CPU), "epoch": last finished,
      "optimizer": state or None, "scheduler": state or None, "info": ModelInfo as plain data,
-     "torch": version, "extra": {...} (training's own bookkeeping: best mAP, config, ...)}
+     "torch": version, "extra": {...} (training's own bookkeeping: best mAP, config, ...),
+     "channels": {conv name: out channels} (only for channel-pruned models, see pruned.py)}
 
 Only plain data and tensors go in, so it loads with ``weights_only=True`` (no pickled code).
 Writes are atomic (temporary file in the same folder + rename): a run killed while saving
@@ -26,6 +27,7 @@ from reid.errors import ReidTraceError
 from reid.models.factory import create_model
 from reid.models.net import ReIDNet
 from reid.models.onnx_import import import_onnx, is_onnx_weights
+from reid.models.pruned import pruned_channels, resize_to_state
 from reid.models.registry import list_models
 from reid.models.weights import CHECKPOINT_FORMAT, is_our_checkpoint, read_torch_file
 
@@ -60,6 +62,10 @@ def save_checkpoint(
         "torch": str(torch.__version__),  # TorchVersion is not weights_only-safe
         "extra": dict(extra or {}),
     }
+    with torch.device("meta"):  # shapes only: no memory, no time
+        channels = pruned_channels(model, create_model(model.info.name))
+    if channels:  # pruned: the widths to rebuild it at (absent otherwise, so older files match)
+        payload["channels"] = channels
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,6 +108,8 @@ def load_checkpoint(path: str | Path, *, for_training: bool = False) -> tuple[Re
         )
     try:
         model = create_model(arch, num_classes=int(obj["num_classes"]))
+        if obj.get("channels"):
+            resize_to_state(model, obj["state_dict"], dict(obj["channels"]))
         model.load_state_dict(obj["state_dict"], strict=True)
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
