@@ -53,8 +53,8 @@ def train(
     center_loss: float = typer.Option(0.0, help="Centre-loss weight (the recipe's 5e-4; 0 = off)."),
     augment: str = typer.Option(
         "none",
-        help="Domain augmentation preset: none, or domain (all five below at measured "
-        "strengths); the options below override it one by one.",
+        help="Domain augmentation preset: none, or domain (all five below, docs/embedding.md); "
+        "the options below override it one by one.",
     ),
     color_jitter: float | None = typer.Option(
         None, help="Brightness/contrast/saturation jitter strength, small hue (0 = off)."
