@@ -182,10 +182,11 @@ def onnx_state_dict(path: str | Path) -> tuple[str, dict[str, Tensor]]:
         state[f"{bn_prefix}.running_var"] = torch.full((channels,), 1.0 - bn.eps)
         state[f"{bn_prefix}.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
     for key in ("weight", "bias", "running_mean", "running_var"):
-        name = f"model.bnneck.{key}"
-        if name not in inits:
+        # "model." when the export wrapped the network in flip averaging
+        name = next((n for n in (f"model.bnneck.{key}", f"bnneck.{key}") if n in inits), None)
+        if name is None:
             raise ReidTraceError(
-                f"{str(path)!r} has no BNNeck tensor {name!r}",
+                f"{str(path)!r} has no BNNeck tensor 'bnneck.{key}'",
                 hint="only files written by `reidtrace export` can be imported",
             )
         state[f"bnneck.{key}"] = torch.from_numpy(inits[name].copy())
@@ -227,17 +228,18 @@ def import_onnx(path: str | Path, *, verify: bool = True) -> tuple[ReIDNet, dict
 def _verify(model: ReIDNet, path: Path, *, flip: bool) -> float:
     import onnxruntime as ort
 
-    info = model.info
-    x = torch.randn(
-        3, 3, info.input_size[0], info.input_size[1], generator=torch.Generator().manual_seed(0)
-    )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    # the file's own input size: an export may run the network at another size than registered
+    _, _, height, width = session.get_inputs()[0].shape
+    if not (isinstance(height, int) and isinstance(width, int)):
+        height, width = model.info.input_size
+    x = torch.randn(3, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         want = model(torch.cat([x, x.flip(3)])) if flip else model(x)
         if flip:
             want = torch.nn.functional.normalize(want[:3] + want[3:], dim=1)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     want_np = want.numpy()
     cos = np.sum(got * want_np, axis=1) / np.maximum(

@@ -105,6 +105,15 @@ def test_recalibration_keeps_the_function_and_fits_batch_statistics(exported) ->
     assert (moved - want).norm() / want.norm() > 0.2
 
 
+def test_an_export_at_another_input_size_imports(tmp_path: Path) -> None:
+    model = create_model(ARCH).eval()
+    path = export_onnx(model, tmp_path / "small.onnx", input_size=(96, 48))
+    rebuilt, _ = import_onnx(path)  # verified at the file's 96x48, not the registry's 128x64
+    x = torch.rand(2, 3, 96, 48)
+    with torch.inference_mode():
+        assert torch.allclose(rebuilt(x), model(x), atol=1e-4)
+
+
 def test_state_dict_covers_the_backbone(exported) -> None:
     _, path = exported
     arch, state = onnx_state_dict(path)
