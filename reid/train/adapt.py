@@ -52,9 +52,15 @@ from reid.embed import OnnxEmbedder, default_model, model_identity
 from reid.errors import ReidTraceError
 from reid.evaluate.domains import market_scores
 from reid.evaluate.rerank import k_reciprocal_jaccard
-from reid.models import ReIDNet, extract_features, load_checkpoint, save_checkpoint
+from reid.models import (
+    ReIDNet,
+    extract_features,
+    load_checkpoint,
+    onnx_import,
+    save_checkpoint,
+)
 from reid.models.export import export_onnx
-from reid.models.features import read_rgb
+from reid.models.features import load_batch, read_rgb
 from reid.train.data import default_threads, make_loader, train_transform
 from reid.train.engine import pick_device
 
@@ -474,13 +480,10 @@ def _adapt(
             "seconds": 0.0,
             "crops": len(cfg.images),
             "source": str(cfg.model),
-            "source_meta": {k: v for k, v in meta.items() if k in ("arch", "epoch", "extra")},
+            "arch": model.info.name,
             "history": [],
             "before": None,
             "done": False,
-        }
-        state["source_meta"]["extra"] = {
-            k: v for k, v in (meta.get("extra") or {}).items() if k in ("model_id", "source")
         }
     _seed(cfg.seed + int(state["round"]))
     model.to(device)
@@ -489,9 +492,8 @@ def _adapt(
         source = _source_onnx(cfg, model)
         state["source_model_id"] = model_identity(source)
         state["before"] = _scores(source, cfg.eval_data, progress)
-    prepare_bn = _bn_preparer()
-    if prepare_bn is not None and not cfg.resume:
-        prepare_bn(model, cfg.images, progress)
+    if not cfg.resume:
+        state["recalibrated_bn_layers"] = _recalibrate(model, cfg.images)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.resume and meta.get("optimizer"):
@@ -592,31 +594,22 @@ def _adapt(
     return _finish(cfg, model, state, progress)
 
 
-def _bn_preparer() -> Callable[[ReIDNet, Sequence[Path], Progress | None], None] | None:
-    """Re-estimates BatchNorm statistics on the crops before training (models imported from
-    ONNX carry folded, identity BatchNorms that batch statistics would break)."""
-    try:
-        from reid.models import onnx_import
-    except ImportError:
-        return None
-    recal = getattr(onnx_import, "recalibrate_batchnorm", None)
-    if recal is None:
-        return None
+def _recalibrate(model: ReIDNet, paths: Sequence[Path], batch: int = 64) -> int:
+    """Re-estimate BatchNorm statistics on (up to 512 of) the crops, keeping the function.
 
-    def prepare(model: ReIDNet, paths: Sequence[Path], progress: Progress | None) -> None:
-        from reid.models.features import load_batch
-
-        rng = np.random.default_rng(0)
-        pick = rng.choice(len(paths), size=min(len(paths), 512), replace=False)
-        chosen = [paths[i] for i in sorted(pick)]
-        device = next(model.parameters()).device
-        batches = [
-            load_batch(chosen[lo : lo + 64], model.info).to(device)
-            for lo in range(0, len(chosen), 64)
-        ]
-        recal(model, batches)
-
-    return prepare
+    A model imported from ONNX has identity BatchNorms (folded into the convs) that batch
+    statistics would break at the first step; a checkpoint has its training domain's
+    statistics. Either way, after this a training-mode forward pass on these crops computes
+    what the eval-mode model does (``onnx_import.recalibrate_batchnorm``).
+    """
+    pick = np.random.default_rng(0).choice(len(paths), size=min(len(paths), 512), replace=False)
+    chosen = [paths[i] for i in sorted(pick)]
+    device = next(model.parameters()).device
+    batches = (
+        load_batch(chosen[lo : lo + batch], model.info).to(device)
+        for lo in range(0, len(chosen), batch)
+    )
+    return onnx_import.recalibrate_batchnorm(model, batches)
 
 
 def _finish(

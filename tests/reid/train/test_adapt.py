@@ -265,3 +265,57 @@ def test_reembed_refuses_sightings_without_thumbnails(store, run: dict) -> None:
     with pytest.raises(ReidTraceError, match="no thumbnail"):
         reembed_store(engine, OnnxEmbedder(run["model"]), index, IndexSettings())
     check_store_model(engine, old.model_id)  # nothing was written
+
+
+def test_cli_adapts_on_the_store_and_reembeds_it(
+    run: dict, source: Path, tiny_market: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from indexer.ingest import IngestConfig, ingest
+
+    home = tmp_path / "home"
+    home.mkdir()
+    old = Path(run["out"]) / "source.onnx"
+    report = ingest(
+        [tiny_market],
+        db_url=f"sqlite:///{home / 'reidtrace.db'}",
+        index_path=home / "index.faiss",
+        index_settings=IndexSettings(),
+        cfg=IngestConfig(embedder_path=str(old)),
+        market_split="train",
+    )
+    assert report.ok
+    monkeypatch.setenv("REIDTRACE_HOME", str(home))
+    out = tmp_path / "run"
+    argv = ["adapt", "--from-store", "--model", str(source), "--out", str(out), "--rounds", "1"]
+    argv += ["--iters-per-round", "1", "--batch-size", "16", "--k1", "10", "--k2", "3"]
+    argv += ["--eps", "0.5", "--min-samples", "2", "--reembed", "--json"]
+    main(argv)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["reembed"]["model"] == doc["model_id"] == model_identity(out / "model.onnx")
+    assert doc["reembed"]["old_models"] == [model_identity(old)]
+    assert doc["reembed"]["sightings"] == doc["reembed"]["index_count"] > 0
+    assert doc["config"]["tracks"] > 0
+    engine = make_engine(f"sqlite:///{home / 'reidtrace.db'}")
+    check_store_model(engine, doc["model_id"])  # the whole store is the new model's
+    assert verify_index(engine, home / "index.faiss", doc["model_id"]).ok
+
+
+def test_onnx_of_an_architecture_import_cannot_rebuild_is_one_line(
+    run: dict, crops: list[Path], tmp_path: Path, capsys
+) -> None:
+    src = Path(run["out"]) / "source.onnx"  # osnet: the ONNX importer knows MobileNetV2 only
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "adapt",
+                "--crops",
+                str(crops[0].parent),
+                "--model",
+                str(src),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "cannot be imported" in err
