@@ -94,7 +94,7 @@ def k_reciprocal_jaccard(
     What unsupervised ReID clusters on (cluster-contrast, SpCL: DBSCAN over this matrix): the
     same encoding as :func:`k_reciprocal_rerank` with ``lambda_value=0``, but over one copy of
     the set, so no feature counts its own duplicate among its neighbours (passing the set as
-    both query and gallery would). Symmetric up to float rounding, 0 on the diagonal.
+    both query and gallery would). Symmetric, and 0 on the diagonal, up to float rounding.
     """
     _check_params(k1, k2, 0.0)
     f, _ = _unit_pair(feats, feats[:1])
