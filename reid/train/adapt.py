@@ -2,6 +2,7 @@
 
 ``adapt(AdaptConfig(images=..., out=..., model=...))`` runs rounds of:
 
+0. (once) re-estimate BatchNorm statistics on the crops, keeping the function;
 1. embed every crop with the current model (eval mode);
 2. k-reciprocal Jaccard distances between all crops (``reid.evaluate.rerank``), DBSCAN on them
    (scikit-learn): each cluster is a pseudo-identity, crops in no cluster sit the round out;
@@ -22,6 +23,7 @@ stronger of the two on Market/Duke adaptation, with fewer moving parts than SpCL
 
 The out folder (``--resume`` continues it)::
 
+    OUT/source.onnx      the start model exported (only when it is a checkpoint), for "before"
     OUT/last.pt          model + optimizer after the latest round (atomic write)
     OUT/log.csv          one row per round: clusters, clustered crops, loss, seconds
     OUT/adapted.pt       the final checkpoint (written at the end)
