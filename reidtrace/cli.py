@@ -18,6 +18,7 @@ import sys
 import typer
 
 from reidtrace import (
+    verbs_adapt,
     verbs_config,
     verbs_eval,
     verbs_ingest,
@@ -39,6 +40,7 @@ for _verbs in (
     verbs_config,
     verbs_eval,
     verbs_models,
+    verbs_adapt,
     verbs_ingest,
     verbs_search,
     verbs_trace,

@@ -39,7 +39,7 @@ from reid.errors import ReidTraceError
 from reid.evaluate.protocol import unit_pair
 from reid.vectors import l2_normalize
 
-__all__ = ["k_reciprocal_rerank", "query_expansion"]
+__all__ = ["k_reciprocal_jaccard", "k_reciprocal_rerank", "query_expansion"]
 
 _CHUNK_ELEMS = 1 << 23
 """Elements of one (rows, N) distance chunk: 8M float32 = 32 MB; bounds every temporary."""
@@ -80,6 +80,35 @@ def k_reciprocal_rerank(
     del topk
     csc = _transpose(csr, n)
     return _final(feats, rowmax, csr, csc, num_q, lambda_value, progress)
+
+
+def k_reciprocal_jaccard(
+    feats: np.ndarray,
+    *,
+    k1: int = 20,
+    k2: int = 6,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """The (n, n) float32 k-reciprocal Jaccard distance of a set of features to itself.
+
+    What unsupervised ReID clusters on (cluster-contrast, SpCL: DBSCAN over this matrix): the
+    same encoding as :func:`k_reciprocal_rerank` with ``lambda_value=0``, but over one copy of
+    the set, so no feature counts its own duplicate among its neighbours (passing the set as
+    both query and gallery would). Symmetric, and 0 on the diagonal, up to float rounding.
+    """
+    _check_params(k1, k2, 0.0)
+    f, _ = _unit_pair(feats, feats[:1])
+    n = len(f)
+    kk = min(k1 + 1, n)
+    kh = min(int(np.around(k1 / 2.0)) + 1, n)
+    kq = min(k2, n)
+    topk, rowmax = _neighbours(f, max(kk, kq), progress)
+    csr = _encode(f, topk, rowmax, kk, kh)
+    if k2 != 1:
+        csr = _expand(csr, topk[:, :kq], n)
+    del topk
+    csc = _transpose(csr, n)
+    return _final(f, rowmax, csr, csc, n, 0.0, progress, gallery_start=0)
 
 
 def query_expansion(
@@ -310,8 +339,13 @@ def _final(
     num_q: int,
     lambda_value: float,
     progress: Progress | None,
+    *,
+    gallery_start: int | None = None,
 ) -> np.ndarray:
     """``(1 - lambda) d_J + lambda d`` for query rows and gallery columns, in query chunks.
+
+    Rows are ``0..num_q``, columns ``gallery_start..n`` (default ``num_q``: the gallery follows
+    the queries; 0 scores the set against itself).
 
     ``Σ min(V_p, V_g)`` is accumulated over the non-zeros ``k`` of ``V_p`` and the rows ``g``
     that are non-zero in column ``k``; every row of ``V`` sums to 1, so
@@ -320,14 +354,15 @@ def _final(
     indptr, indices, data = csr
     colptr, crow, cval = csc
     n = len(feats)
-    num_g = n - num_q
+    g0 = num_q if gallery_start is None else gallery_start
+    num_g = n - g0
     # keep only the gallery rows of each column: queries are never scored against queries
-    keep = crow >= num_q
+    keep = crow >= g0
     entry_col = np.repeat(np.arange(n), np.diff(colptr))
     gptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(entry_col[keep], minlength=n), out=gptr[1:])
     del entry_col
-    grow, gval = crow[keep] - num_q, cval[keep]
+    grow, gval = crow[keep] - g0, cval[keep]
 
     out = np.empty((num_q, num_g), np.float32)
     nnz_q = np.diff(indptr[: num_q + 1])
@@ -354,7 +389,7 @@ def _final(
         m = np.bincount(flat, weights=contrib, minlength=(hi - lo) * num_g)
         m = m.reshape(hi - lo, num_g).astype(np.float32)
         jac = 1.0 - m / (2.0 - m)
-        orig = _distance_rows(feats, lo, hi)[:, num_q:] / rowmax[lo:hi, None]
+        orig = _distance_rows(feats, lo, hi)[:, g0:] / rowmax[lo:hi, None]
         out[lo:hi] = (1.0 - lambda_value) * jac + lambda_value * orig
         if progress:
             progress("re-ranking: Jaccard distances", hi, num_q)

@@ -208,3 +208,14 @@ def test_top_k_equals_a_stable_argsort_with_many_ties(k: int) -> None:
 
     d = np.random.default_rng(k).integers(0, 4, size=(30, 40)).astype(np.float32)
     np.testing.assert_array_equal(_stable_topk(d, k), np.argsort(d, axis=1, kind="stable")[:, :k])
+
+
+def test_jaccard_of_a_set_is_reranking_with_lambda_zero_on_its_blocks() -> None:
+    from reid.evaluate.rerank import k_reciprocal_jaccard
+
+    x = np.random.default_rng(3).standard_normal((120, 16)).astype(np.float32)
+    jac = k_reciprocal_jaccard(x, k1=10, k2=3)
+    want = k_reciprocal_rerank(x[:40], x[40:], k1=10, k2=3, lambda_value=0.0)
+    np.testing.assert_allclose(jac[:40, 40:], want, atol=1e-6)
+    np.testing.assert_allclose(jac, jac.T, atol=1e-6)
+    assert np.allclose(np.diag(jac), 0.0, atol=1e-6) and jac.shape == (120, 120)
