@@ -18,6 +18,7 @@ import sys
 import typer
 
 from reidtrace import (
+    verbs_compress,
     verbs_config,
     verbs_eval,
     verbs_ingest,
@@ -42,6 +43,7 @@ for _verbs in (
     verbs_ingest,
     verbs_search,
     verbs_trace,
+    verbs_compress,
 ):
     _verbs.register(app)
 
