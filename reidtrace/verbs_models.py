@@ -45,7 +45,9 @@ def train(
         help="ImageNet init (default: on for MobileNetV2, the only weights available offline).",
     ),
     weights: Path | None = typer.Option(
-        None, help="Start from these weights (our checkpoint or a torchreid model-zoo file)."
+        None,
+        help="Start from these weights: our checkpoint, a torchreid model-zoo file, one of our "
+        "ONNX exports, or `default` (the shipped model, fine-tuned).",
     ),
     center_loss: float = typer.Option(0.0, help="Centre-loss weight (the recipe's 5e-4; 0 = off)."),
     workers: int | None = typer.Option(

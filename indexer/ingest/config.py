@@ -10,7 +10,7 @@ from reid.detect import create_detector
 from reid.detect.catalog import ResolvedDetector, resolve_detector
 from reid.errors import ReidTraceError
 from reid.track import TrackerConfig
-from reid.track.config import detector_profile
+from reid.track.config import cue_profile, detector_profile
 
 DEFAULT_LOW_SCORE = 0.15  # see IngestConfig.low_score
 
@@ -65,6 +65,8 @@ class IngestConfig:
         A profile sets only what the user left alone: names in ``explicit``, and any tracking
         setting that differs from its generic default (a config built in code), are kept."""
         family, profile = detector_profile(detector)
+        cue = cue_profile(self.appearance)
+        profile = {**profile, **cue}
         generic = TrackerConfig()
         changed = {f.name for f in fields(TrackerConfig)
                    if getattr(self.tracker, f.name) != getattr(generic, f.name)}  # fmt: skip
@@ -74,11 +76,14 @@ class IngestConfig:
         tracker = {k: v for k, v in applied.items() if k != "low_score"}
         own = {"low_score": applied["low_score"]} if "low_score" in applied else {}
         out = replace(self, tracker=replace(self.tracker, **tracker), **own)
-        if family is None:
+        if family is None and not cue:
             return out, f"tracker: defaults (no profile for detector {detector})"
         kept = sorted(set(profile) - set(applied))
         said = ", ".join(f"{k}={v}" for k, v in sorted(applied.items())) or "the defaults"
-        note = f"tracker: {family} profile ({said}" + (
+        what = " + ".join(
+            ([f"{family} profile"] if family else []) + ([f"{self.appearance} cue"] if cue else [])
+        )
+        note = f"tracker: {what} ({said}" + (
             f"; kept as given: {', '.join(kept)})" if kept else ")"
         )
         return out, note

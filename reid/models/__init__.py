@@ -5,7 +5,7 @@ the exported ONNX model instead. Importing it registers every family (``osnet``,
 ``mobilenetv2``); callers use :func:`create_model` and never a constructor.
 """
 
-from reid.models import mobilenetv2, osnet, resnet  # noqa: F401  (registers the families)
+from reid.models import mobilenetv2, onnx_import, osnet, resnet  # noqa: F401  (registers the families)
 from reid.models.checkpoint import load_checkpoint, save_checkpoint
 from reid.models.factory import create_model
 from reid.models.features import extract_features
@@ -24,6 +24,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "model_info",
+    "onnx_import",
     "register_model",
     "save_checkpoint",
 ]

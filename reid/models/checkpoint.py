@@ -25,6 +25,7 @@ import torch
 from reid.errors import ReidTraceError
 from reid.models.factory import create_model
 from reid.models.net import ReIDNet
+from reid.models.onnx_import import import_onnx, is_onnx_weights
 from reid.models.registry import list_models
 from reid.models.weights import CHECKPOINT_FORMAT, is_our_checkpoint, read_torch_file
 
@@ -79,7 +80,14 @@ def load_checkpoint(path: str | Path, *, for_training: bool = False) -> tuple[Re
     ``meta`` is the file's dict without ``state_dict``; ``for_training=False`` also leaves out
     the optimizer and scheduler state (only resuming needs them) and returns the model in eval
     mode, ready to embed. Missing, corrupt or foreign files raise ReidTraceError.
+
+    Our own ONNX exports (an ``.onnx`` path, or ``default`` for the bundled model) load too,
+    through :func:`reid.models.onnx_import.import_onnx` (``meta["source"] == "onnx"``).
     """
+    if is_onnx_weights(path):
+        model, meta = import_onnx(path)
+        model.train(for_training)
+        return model, meta
     obj = read_torch_file(path, "checkpoint")
     if not is_our_checkpoint(obj):
         raise ReidTraceError(

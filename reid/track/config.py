@@ -195,6 +195,27 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
 )
 
 
+# Per appearance cue: the distances the gates above were tuned on are colour-histogram cosine
+# distances; the ReID model's are spread wider (same person <= 2 s apart, truth boxes, shipped
+# model: median 0.20 / 90th percentile 0.44 on PETS 1-397, 0.26 / 0.58 on TUD-Stadtmitte,
+# against the histogram's 0.07 / 0.17 and 0.06 / 0.22), so gate 0.2 turned away half of a
+# person's own boxes. With YOLOX-Nano and ``appearance="reid"``, PETS / TUD MOTA / IDF1:
+# gate 0.2 (stitch 0.3, clutter 0.2) 0.656 / 0.791 IDF1; 0.4 (0.5, 0.4) 0.836 / 0.681 and
+# 0.820 / 0.758; 0.5 (0.6, 0.5) 0.832 / 0.697 and 0.829 / 0.811 (docs/tracking.md)
+CUE_PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
+    {
+        "reid": MappingProxyType(
+            {"max_cosine_distance": 0.5, "stitch_look": 0.6, "clutter_look": 0.5}
+        )
+    }
+)
+
+
+def cue_profile(appearance: str) -> dict[str, Any]:
+    """Tracker settings for the ``appearance`` cue (``{}``: the defaults, tuned on histograms)."""
+    return dict(CUE_PROFILES.get(appearance, {}))
+
+
 def detector_profile(detector: str) -> tuple[str | None, dict[str, Any]]:
     """``(family, settings)`` of the profile for a ``create_detector`` name (``None``, ``{}``
     when the detector has no profile: the defaults). ``settings`` are flat: tracker settings and

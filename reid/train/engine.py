@@ -37,6 +37,7 @@ from reid.models import (
     load_checkpoint,
     load_weights,
     model_info,
+    onnx_import,
     save_checkpoint,
 )
 from reid.train.config import RECIPE_EPOCHS, TrainConfig
@@ -180,6 +181,40 @@ def _append_log(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+RECALIBRATION_IMAGES = 256
+"""Training crops whose statistics replace the folded BatchNorms' after an ONNX import."""
+
+
+def _start_weights(model: ReIDNet, weights: Path, train_set: TrainImages) -> str:
+    """Load ``--weights`` into ``model``; an ONNX export (or ``default``) is unfolded first.
+
+    An imported export has identity BatchNorms (its statistics were folded into the convs), so
+    they are re-estimated on training crops, keeping the network's function, before the first
+    step normalises with batch statistics (``onnx_import.recalibrate_batchnorm``).
+    """
+    if not onnx_import.is_onnx_weights(weights):
+        return load_weights(model, weights).summary()
+    source, _ = onnx_import.import_onnx(weights)
+    if source.info.name != model.info.name:
+        raise ReidTraceError(
+            f"--weights {str(weights)!r} holds a {source.info.name!r} model, not "
+            f"{model.info.name!r}",
+            hint=f"use --arch {source.info.name}",
+        )
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("classifier.")}
+    model.load_state_dict(state, strict=False)
+    gen = torch.Generator().manual_seed(0)
+    n = min(RECALIBRATION_IMAGES, len(train_set))
+    picks = torch.randperm(len(train_set), generator=gen)[:n].tolist()
+    batches = (torch.stack([train_set[i][0] for i in picks[j : j + 64]]) for j in range(0, n, 64))
+    layers = onnx_import.recalibrate_batchnorm(model, batches)
+    where = str(onnx_import.resolve_onnx_path(weights))
+    return (
+        f"imported {len(state)} tensors from ONNX file {where!r}; "
+        f"BatchNorm statistics of {layers} layers re-estimated on {n} training crops"
+    )
+
+
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Train ``cfg.arch`` on the Market-format folder ``cfg.data``; returns a summary dict.
 
@@ -252,7 +287,7 @@ def _train(
     else:
         model = create_model(cfg.arch, num_classes=train_set.num_classes, imagenet=imagenet)
         if cfg.weights is not None:
-            weights_report = load_weights(model, cfg.weights).summary()
+            weights_report = _start_weights(model, cfg.weights, train_set)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -50,3 +50,19 @@ def test_given_settings_win_over_the_profile(profiles: None) -> None:
     coded = IngestConfig(low_score=0.3, tracker=TrackerConfig(n_init=4))
     cfg, _ = coded.for_detector("yolox")
     assert cfg.tracker.n_init == 4 and cfg.low_score == 0.3 and cfg.tracker.stitch
+
+
+def test_the_reid_cue_widens_the_appearance_gates(profiles: None) -> None:
+    cfg, note = IngestConfig(appearance="reid").for_detector("yolox")
+    want = track_config.CUE_PROFILES["reid"]
+    assert cfg.tracker.max_cosine_distance == want["max_cosine_distance"] > 0.2
+    assert cfg.tracker.n_init == 5  # the detector's profile still applies
+    assert "yolox profile + reid cue" in note
+    alone, note = IngestConfig(appearance="reid").for_detector("hog")
+    assert alone.tracker.stitch_look == want["stitch_look"] and note.startswith("tracker: reid cue")
+    given, note = IngestConfig.from_settings(
+        appearance="reid", max_cosine_distance=0.2
+    ).for_detector("hog")
+    assert given.tracker.max_cosine_distance == 0.2 and "kept as given: max_cosine_distance" in note
+    hist, _ = IngestConfig().for_detector("hog")
+    assert hist.tracker.max_cosine_distance == TrackerConfig().max_cosine_distance

@@ -15,7 +15,11 @@ CONE = [100.0, 120.0, 112.0, 136.0]  # a small box that stands in every frame
 LEARN = 40  # clutter_frames of these tests: the cone is scenery after 40 frames
 # n_init 3: the scenes confirm a track after three boxes (the clutter map is what is tested)
 SETTINGS = {
-    "high_score": 0.5, "clutter": "all", "clutter_frames": LEARN, "max_age": 10, "n_init": 3
+    "high_score": 0.5,
+    "clutter": "all",
+    "clutter_frames": LEARN,
+    "max_age": 10,
+    "n_init": 3,
 }
 
 

@@ -192,3 +192,24 @@ def test_stop_after_ends_early_on_the_long_schedule(tiny_market: Path, tmp_path:
     assert [r["epoch"] for r in log_rows(tmp_path / "boxed")] == ["1", "2", "3", "4"]
     with pytest.raises(ReidTraceError, match="stop_after"):
         config(tiny_market, tmp_path / "x", epochs=2, stop_after=3).validate()
+
+
+def test_fine_tuning_starts_from_an_onnx_export(tiny_market: Path, tmp_path: Path) -> None:
+    """``--weights X.onnx``: the export is unfolded, its BatchNorms re-fitted, then trained."""
+    from reid.models.export import export_onnx
+
+    arch = "mobilenetv2_x1_0_128x64"
+    source = create_model(arch).eval()
+    exported = export_onnx(source, tmp_path / "src.onnx", flip=True)
+    run = tmp_path / "ft"
+    base = dict(batch_size=16, num_instances=4, workers=0, threads=1, epochs=1, eval_every=0)
+    summary = train(
+        TrainConfig(
+            data=tiny_market, arch=arch, out=run, weights=exported, max_images_per_epoch=32, **base
+        )
+    )
+    assert np.all(np.isfinite(summary["batch_losses"]))
+    report = json.loads((run / "config.json").read_text())["weights"]
+    assert "imported" in report and "re-estimated" in report
+    with pytest.raises(ReidTraceError, match="not 'osnet_x0_25_128x64'"):
+        train(config(tiny_market, tmp_path / "wrong", epochs=1, eval_every=0, weights=exported))
