@@ -84,6 +84,7 @@ class QuantReport:
     calibration_source: str
     int8_types: list[str]
     fp32_types: list[str]
+    fp32_nodes: list[str]
     layer_counts: dict[str, int]
     probe_ms: dict[str, float] = field(default_factory=dict)
     """Median batch time (ms) of the all-INT8 model and of each leave-one-type-in-FP32 model."""
@@ -108,6 +109,7 @@ def quantize_onnx(
     num_crops: int = 256,
     per_channel: bool = True,
     fp32_types: str | Sequence[str] = "auto",
+    fp32_nodes: Sequence[str] = (),
     flip: bool | None = None,
     probe_batch: int = 8,
     probe_repeats: int = 7,
@@ -124,7 +126,8 @@ def quantize_onnx(
     None keeps the source's flip averaging, False strips it (one pass a crop), True requires
     it. ``fp32_types``: ``"auto"`` (time each layer type in INT8 vs FP32 on this CPU, batch
     ``probe_batch``, ``threads`` threads, median of ``probe_repeats``; keep the slower-in-INT8
-    types FP32), ``"none"`` (everything INT8) or a list of ``LAYER_TYPES``.
+    types FP32), ``"none"`` (everything INT8) or a list of ``LAYER_TYPES``. ``fp32_nodes``:
+    node names kept FP32 whatever their type (e.g. an accuracy-sensitive first block).
     """
     t0 = time.perf_counter()
     src, out = Path(fp32_path), Path(out_path)
@@ -180,6 +183,14 @@ def quantize_onnx(
                 quant_pre_process(str(fp32), str(prep))
             prep_proto = onnx.load(str(prep))
             kinds = layer_types(prep_proto)
+            keep_nodes = set(fp32_nodes)
+            unknown = sorted(keep_nodes - set(kinds))
+            if unknown:
+                raise ReidTraceError(
+                    f"no quantizable node named {unknown[0]!r} in {src.name}",
+                    hint="name Conv/Gemm/MatMul/Add nodes of the model (e.g. "
+                    f"{next(iter(kinds))!r}); Netron shows them",
+                )
             present = sorted(set(kinds.values()), key=LAYER_TYPES.index)
             ops = {n.name: n.op_type for n in prep_proto.graph.node}
             compute = {k: v for k, v in kinds.items() if ops[k] not in _ACTIVATIONS}
@@ -188,7 +199,7 @@ def quantize_onnx(
             cache = work / "ranges.json"
 
             def make(exclude: set[str], path: Path) -> None:
-                nodes = _nodes_for(prep_proto, kinds, set(present) - exclude)
+                nodes = _nodes_for(prep_proto, kinds, set(present) - exclude, keep_nodes)
                 _quantize(prep, path, reader, METHODS[method], per_channel, nodes, cache)
 
             all_int8 = work / "int8_all.onnx"
@@ -210,7 +221,7 @@ def quantize_onnx(
             else:
                 keep = [k for k in fixed if k in present]
             final = work / "int8.onnx"
-            if keep:
+            if keep or keep_nodes:
                 make(set(keep), final)
             else:
                 final = all_int8
@@ -225,6 +236,7 @@ def quantize_onnx(
                 calibration_source=calib_source,
                 int8_types=[k for k in present if k not in keep],
                 fp32_types=keep,
+                fp32_nodes=sorted(keep_nodes),
                 layer_counts={k: sum(v == k for v in compute.values()) for k in present},
                 probe_ms={k: round(v, 3) for k, v in probe.items()},
                 probe_batch=probe_batch if probe else 0,
@@ -329,30 +341,43 @@ def layer_types(proto: onnx.ModelProto) -> dict[str, str]:
     return kinds
 
 
-def _nodes_for(proto: onnx.ModelProto, kinds: dict[str, str], chosen: set[str]) -> list[str]:
-    """Names of the nodes to quantize: those of the ``chosen`` layer types, except the
-    activation feeding an FP32 layer.
+def _nodes_for(
+    proto: onnx.ModelProto, kinds: dict[str, str], chosen: set[str], fp32_nodes: set[str]
+) -> list[str]:
+    """Names of the nodes to quantize: those of the ``chosen`` layer types, except the nodes
+    in ``fp32_nodes`` (with the activation right after each) and the activation feeding an FP32
+    layer.
 
-    Why the exception: when an FP32 conv reads a DequantizeLinear output directly, ONNX
+    Why the last exception: when an FP32 conv reads a DequantizeLinear output directly, ONNX
     Runtime's ``WeightBiasQuantization`` graph optimisation quantizes that conv's FP32 weights
     per tensor at load time, which wrecks depthwise convs (BN-folded weights span very
     different ranges per channel: cosine to FP32 fell from 0.97 to 0.77 on MobileNetV2). Keeping
     the ReLU6 in front of it in FP32 puts a float op between the two, and the conv stays FP32.
     """
     producer = {o: n for n in proto.graph.node for o in n.output}
-    keep_float = set()
+
+    def src(node: onnx.NodeProto) -> onnx.NodeProto | None:
+        return producer.get(node.input[0]) if node.input else None
+
+    def is_fp32(node: onnx.NodeProto) -> bool:
+        if node.name not in kinds:
+            return False
+        if kinds[node.name] not in chosen or node.name in fp32_nodes:
+            return True
+        s = src(node)  # an activation belongs to the conv before it
+        return node.op_type in _ACTIVATIONS and s is not None and s.name in fp32_nodes
+
+    fp32 = {n.name for n in proto.graph.node if is_fp32(n)}
     for node in proto.graph.node:
+        s = src(node)
         if (
-            node.name in kinds
-            and kinds[node.name] not in chosen
+            node.name in fp32
             and node.op_type not in _ACTIVATIONS
+            and s
+            and s.op_type in _ACTIVATIONS
         ):
-            src = producer.get(node.input[0]) if node.input else None
-            if src is not None and src.op_type in _ACTIVATIONS:
-                keep_float.add(src.name)
-    return [
-        n.name for n in proto.graph.node if kinds.get(n.name) in chosen and n.name not in keep_float
-    ]
+            fp32.add(s.name)
+    return [n.name for n in proto.graph.node if n.name in kinds and n.name not in fp32]
 
 
 def _quantize(

@@ -65,6 +65,9 @@ def register(app: typer.Typer) -> None:
             help="Layer types kept FP32: auto (those slower in INT8 on this CPU, timed), none, "
             "or a list of conv, depthwise_conv, pointwise_conv, residual_add, linear.",
         ),
+        fp32_nodes: str = typer.Option(
+            "", "--fp32-nodes", help="Node names kept FP32 whatever their type, comma-separated."
+        ),
         flip: bool | None = typer.Option(
             None,
             "--flip/--no-flip",
@@ -92,6 +95,7 @@ def register(app: typer.Typer) -> None:
                 method=method,
                 num_crops=crops,
                 fp32_types=fp32_types,
+                fp32_nodes=[n.strip() for n in fp32_nodes.split(",") if n.strip()],
                 flip=flip,
                 per_channel=per_channel,
                 progress=update,
@@ -107,6 +111,8 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(f"INT8 layer types  {', '.join(report['int8_types']) or '-'}")
         typer.echo(f"FP32 layer types  {', '.join(report['fp32_types']) or '-'}")
+        if report["fp32_nodes"]:
+            typer.echo(f"FP32 nodes        {', '.join(report['fp32_nodes'])}")
         if report["probe_ms"]:
             probe = ", ".join(f"{k} {v:.1f}" for k, v in report["probe_ms"].items())
             typer.echo(f"timed (ms, batch {report['probe_batch']})  {probe}")

@@ -155,3 +155,20 @@ def test_market_folder_uses_its_training_crops(market: Path) -> None:
     assert find_crops(market / "query")  # any folder of crops works too
     picked = sample_crops(paths, 5, seed=1)
     assert len(picked) == 5 and picked == sample_crops(paths, 5, seed=1)
+
+
+def test_fp32_nodes(tiny_fp32: Path, market: Path, tmp_path: Path) -> None:
+    kinds = layer_types(onnx.load(str(tiny_fp32)))
+    stem = next(n for n, k in kinds.items() if k == "conv")
+    out = tmp_path / "stem_fp32.onnx"
+    report = quantize_onnx(
+        tiny_fp32, out, market, method="minmax", num_crops=8, check_crops=4, fp32_types="none",
+        fp32_nodes=[stem], threads=1,
+    )  # fmt: skip
+    assert report.fp32_nodes == [stem] and report.cosine_min >= 0.99
+    q = onnx.load(str(out))
+    inits = {i.name for i in q.graph.initializer}
+    conv = next(n for n in q.graph.node if n.name == stem)
+    assert conv.input[1] in inits  # its FP32 weight, not a DequantizeLinear output
+    with pytest.raises(ReidTraceError, match="no quantizable node"):
+        quantize_onnx(tiny_fp32, tmp_path / "x.onnx", market, fp32_nodes=["nope"])
