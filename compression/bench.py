@@ -8,9 +8,8 @@ Rows:
 - a ResNet-50 in PyTorch FP32 at 256x128, the usual thesis-style ReID baseline (random weights:
   speed does not need trained ones);
 - the source model (the shipped ``default.onnx`` unless told otherwise) in PyTorch FP32, rebuilt
-  from the ONNX file when ``reid.models.onnx_import`` is there, else the registry network of the
-  same architecture with random weights (the same cost); flip averaging is kept when the file
-  has it, so both source rows do the same work;
+  from the ONNX file by ``reid.models.onnx_import``; flip averaging is kept when the file has
+  it, so both source rows do the same work;
 - the same source file in ONNX Runtime FP32;
 - any further ONNX files (``models``): the INT8 file, later pruned and distilled ones.
 
@@ -253,37 +252,24 @@ def _torch_baseline(arch: str, size: tuple[int, int] | None, **timing: Any) -> B
 
 
 def _torch_source(src: Path, **timing: Any) -> BenchRow:
-    """The source ONNX model in PyTorch: imported from the file when the importer exists,
-    else its architecture from the registry with random weights (same layers, same cost)."""
-    from reid.models import create_model, list_models
+    """The source ONNX model in PyTorch, rebuilt from the file (``reid.models.onnx_import``),
+    with flip averaging when the file has it, so both source rows do the same work."""
+    from reid.models import model_info
     from reid.models.export import FlipAverage
+    from reid.models.onnx_import import import_onnx
 
     emb = OnnxEmbedder(src, threads=1)
     meta = emb._session.get_modelmeta().custom_metadata_map
     size = (emb.contract.height, emb.contract.width)
     del emb
-    try:
-        from reid.models.onnx_import import import_onnx  # type: ignore[import-not-found]
-    except ModuleNotFoundError:
-        import_onnx = None
-    if import_onnx is not None:
-        model, _ = import_onnx(src)
-        note = f"imported from {src.name}"
-    else:
-        arch = meta.get("arch", "")
-        if arch not in list_models():
-            raise ReidTraceError(
-                f"the source model's architecture {arch!r} is not in the registry, so it has "
-                "no PyTorch row",
-                hint="pass a source exported by `reidtrace export` from a registry model",
-            )
-        torch.manual_seed(0)
-        model = create_model(arch)
-        note = f"registry {arch}, random weights (same cost as {src.name})"
+    # the importer checks itself against the file at the registry's input size; a file
+    # exported at another size (export --input-size) cannot take that input
+    same_size = tuple(model_info(meta.get("arch", "")).input_size) == size
+    model, _ = import_onnx(src, verify=same_size)
     model = model.eval()
     if meta.get("flip_average") == "1":
         model = FlipAverage(model).eval()
-    return _torch_row(model, str(src), size, note, **timing)
+    return _torch_row(model, str(src), size, f"imported from {src.name}", **timing)
 
 
 def _torch_row(
