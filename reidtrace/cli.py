@@ -19,6 +19,7 @@ import typer
 
 from reidtrace import (
     verbs_adapt,
+    verbs_compress,
     verbs_config,
     verbs_eval,
     verbs_ingest,
@@ -44,6 +45,7 @@ for _verbs in (
     verbs_ingest,
     verbs_search,
     verbs_trace,
+    verbs_compress,
 ):
     _verbs.register(app)
 

@@ -1,0 +1,176 @@
+"""``reidtrace quantize`` and ``bench extractor``: make the INT8 embedder and measure
+extractors side by side (``compression/``, needs the train extra: torch and onnx).
+
+Verb bodies import ``compression`` lazily, so ``reidtrace --help`` loads neither torch nor
+ONNX Runtime, and a serving install without torch gets a one-line error naming the extra.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reid.errors import ReidTraceError
+from reidtrace.app import bench_app, friendly_errors, progress_bar
+
+__all__ = ["register"]
+
+
+def _needs_extra(err: ModuleNotFoundError) -> ReidTraceError:
+    return ReidTraceError(
+        f"this verb needs {err.name}, which is not installed",
+        hint="install the training extra: pip install 'reidtrace[train]'",
+    )
+
+
+def _source(model: str | None) -> Path:
+    from reid.embed import default_model
+
+    if model in (None, "", "default"):
+        return default_model()
+    path = Path(model).expanduser()
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        raise ReidTraceError(
+            f"model {model!r} is not an .onnx file",
+            hint="pass default (the bundled model) or an FP32 file from `reidtrace export`",
+        )
+    return path
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``quantize`` and ``bench extractor`` to the ``reidtrace`` app."""
+
+    @app.command()
+    def quantize(
+        calibration: Path = typer.Option(
+            ...,
+            "--calibration",
+            help="Crops of the training domain: a Market folder (its bounding_box_train/ is "
+            "used) or any folder of crops.",
+        ),
+        out: Path = typer.Option(..., "--out", help="The INT8 ONNX file to write."),
+        model: str = typer.Option(
+            "default", "--model", help="The FP32 ONNX model: default (bundled) or FILE.onnx."
+        ),
+        method: str = typer.Option(
+            "percentile", "--method", help="Activation ranges: minmax, entropy or percentile."
+        ),
+        crops: int = typer.Option(256, "--crops", min=1, help="Calibration crops (sampled)."),
+        fp32_types: str = typer.Option(
+            "auto",
+            "--fp32-types",
+            help="Layer types kept FP32: auto (those slower in INT8 on this CPU, timed), none, "
+            "or a list of conv, depthwise_conv, pointwise_conv, residual_add, linear.",
+        ),
+        fp32_nodes: str = typer.Option(
+            "", "--fp32-nodes", help="Node names kept FP32 whatever their type, comma-separated."
+        ),
+        flip: bool | None = typer.Option(
+            None,
+            "--flip/--no-flip",
+            help="Keep or strip the flip averaging of the graph (2 passes a crop) [default: "
+            "as the source].",
+        ),
+        per_channel: bool = typer.Option(
+            True, "--per-channel/--per-tensor", help="Weight scales per output channel."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Quantize an ONNX ReID model to static INT8 (QDQ), calibrated on real crops; the
+        file keeps the model's input contract and runs in the same embedder."""
+        with friendly_errors(as_json), progress_bar(not as_json) as update:
+            try:
+                from compression.quantize import quantize_onnx
+            except ModuleNotFoundError as err:
+                if err.name not in ("torch", "onnx"):
+                    raise
+                raise _needs_extra(err) from err
+            report = quantize_onnx(
+                _source(model),
+                out,
+                calibration,
+                method=method,
+                num_crops=crops,
+                fp32_types=fp32_types,
+                fp32_nodes=[n.strip() for n in fp32_nodes.split(",") if n.strip()],
+                flip=flip,
+                per_channel=per_channel,
+                progress=update,
+            ).as_dict()
+        if as_json:
+            typer.echo(json.dumps(report, sort_keys=True))
+            return
+        mb = report["size_bytes"] / 1e6
+        typer.echo(
+            f"wrote {report['out']} ({mb:.1f} MB, source {report['source_size_bytes'] / 1e6:.1f}"
+            f" MB): {report['method']} ranges from {report['calibration_crops']} crops, "
+            f"{'flip kept' if report['flip'] else 'one pass a crop'}"
+        )
+        typer.echo(f"INT8 layer types  {', '.join(report['int8_types']) or '-'}")
+        typer.echo(f"FP32 layer types  {', '.join(report['fp32_types']) or '-'}")
+        if report["fp32_nodes"]:
+            typer.echo(f"FP32 nodes        {', '.join(report['fp32_nodes'])}")
+        if report["probe_ms"]:
+            probe = ", ".join(f"{k} {v:.1f}" for k, v in report["probe_ms"].items())
+            typer.echo(f"timed (ms, batch {report['probe_batch']})  {probe}")
+        typer.echo(
+            f"check  cosine to FP32 on {report['check_crops']} held-out crops: mean "
+            f"{report['cosine_mean']:.4f}, min {report['cosine_min']:.4f}"
+        )
+
+    bench_app.command("extractor")(bench_extractor)
+
+
+def bench_extractor(
+    models: str = typer.Option(
+        "",
+        "--models",
+        help="Extra ONNX rows, name=FILE.onnx comma-separated (INT8, pruned, ...); the last is "
+        "the headline unless --headline.",
+    ),
+    source: str = typer.Option(
+        "default", "--source", help="The uncompressed FP32 ONNX model: default or FILE.onnx."
+    ),
+    baseline: str = typer.Option(
+        "resnet50", "--baseline", help="PyTorch baseline row: a registry name[@HxW], or none."
+    ),
+    headline: str | None = typer.Option(None, "--headline", help="Row compared to the source."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Market folder: score every ONNX row (mAP, rank-1)."
+    ),
+    batch: int = typer.Option(32, "--batch", min=1, help="Batch size of the throughput runs."),
+    threads: int = typer.Option(2, "--threads", min=1, help="Intra-op threads for every row."),
+    repeats: int = typer.Option(10, "--repeats", min=1, help="Timed runs at --batch (median)."),
+    repeats_b1: int = typer.Option(30, "--repeats-b1", min=1, help="Timed runs at batch 1."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+) -> None:
+    """ReID extractors side by side in one process: throughput (batch 32), latency (batch 1),
+    GMACs, parameters, size, peak memory and optionally mAP; ResNet-50 and the source model in
+    PyTorch FP32, the source in ONNX Runtime FP32, then the given ONNX files."""
+    with friendly_errors(as_json), progress_bar(not as_json) as update:
+        try:
+            from compression.bench import bench_extractor as run
+            from compression.bench import markdown_table, parse_models
+        except ModuleNotFoundError as err:
+            if err.name not in ("torch", "onnx", "torchreid"):
+                raise
+            raise _needs_extra(err) from err
+        report: dict[str, Any] = run(
+            source=_source(source),
+            baseline=None if baseline.strip().lower() in ("", "none") else baseline.strip(),
+            models=parse_models(models),
+            data=data,
+            headline=headline,
+            batch=batch,
+            threads=threads,
+            repeats=repeats,
+            repeats_b1=repeats_b1,
+            progress=update,
+        )
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+        return
+    typer.echo(markdown_table(report))
