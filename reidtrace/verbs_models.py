@@ -8,6 +8,7 @@ never load it.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -50,6 +51,27 @@ def train(
         "ONNX exports, or `default` (the shipped model, fine-tuned).",
     ),
     center_loss: float = typer.Option(0.0, help="Centre-loss weight (the recipe's 5e-4; 0 = off)."),
+    augment: str = typer.Option(
+        "none",
+        help="Domain augmentation preset: none, or domain (all five below, docs/embedding.md); "
+        "the options below override it one by one.",
+    ),
+    color_jitter: float | None = typer.Option(
+        None, help="Brightness/contrast/saturation jitter strength, small hue (0 = off)."
+    ),
+    camera_response: float | None = typer.Option(
+        None, help="Per-channel gain and gamma strength: camera white balance (0 = off)."
+    ),
+    grayscale: float | None = typer.Option(None, help="Probability of a grey crop (0 = off)."),
+    blur: float | None = typer.Option(None, help="Probability of a gaussian blur (0 = off)."),
+    low_res: float | None = typer.Option(
+        None, help="Probability of shrinking to 30-100% and back (0 = off)."
+    ),
+    distill: float = typer.Option(
+        0.0,
+        help="Weight of the relational distillation from the frozen ImageNet MobileNetV2 "
+        "(0 = off).",
+    ),
     workers: int | None = typer.Option(
         None, help="Loader processes (default: the measured best, 1 on 2 cores)."
     ),
@@ -60,8 +82,17 @@ def train(
 ) -> None:
     """Train a ReID model with the bag-of-tricks recipe (BNNeck, CE + triplet, PK batches)."""
     with friendly_errors(as_json):
-        from reid.train import TrainConfig
+        from reid.train import TrainConfig, resolve_augment
         from reid.train import train as run
+
+        aug = resolve_augment(
+            augment,
+            color_jitter=color_jitter,
+            camera_response=camera_response,
+            grayscale=grayscale,
+            blur=blur,
+            low_res=low_res,
+        )
 
         cfg = TrainConfig(
             data=data,
@@ -81,6 +112,8 @@ def train(
             imagenet=imagenet,
             weights=weights,
             center_loss_weight=center_loss,
+            distill_weight=distill,
+            **asdict(aug),
             workers=workers,
             threads=threads,
         )

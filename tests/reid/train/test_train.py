@@ -54,7 +54,7 @@ def test_run_folder_holds_log_checkpoints_and_config(
     rows = log_rows(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert set(rows[0]) == {
-        "epoch", "loss", "ce", "triplet", "lr", "images_per_s", "seconds", "mAP", "rank1"
+        "epoch", "loss", "ce", "triplet", "distill", "lr", "images_per_s", "seconds", "mAP", "rank1"
     }  # fmt: skip
     assert all(float(r["images_per_s"]) > 0 for r in rows)
     # the logged scores are those of the saved weights: evaluating last.pt again gives them
