@@ -194,3 +194,11 @@ def test_bad_inputs_fail_with_one_line(teacher, student, market: Path, tmp_path:
     with pytest.raises(ReidTraceError, match="resume"):
         distill_finetune(student, teacher, market, tmp_path / "e", _cfg(resume=True))
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_max_minutes_stops_early_with_a_checkpoint(student, market: Path, tmp_path: Path) -> None:
+    off = dict(logit_weight=0.0, feature_weight=0.0, embed_weight=0.0, relational_weight=0.0)
+    cfg = _cfg(iters=50, max_minutes=1e-6, **off)
+    summary = distill_finetune(student, None, market, tmp_path / "run", cfg)
+    assert (summary["steps"], summary["stopped"]) == (1, "max_minutes")
+    assert load_checkpoint(tmp_path / "run" / "last.pt")[1]["extra"]["step"] == 1
