@@ -502,6 +502,7 @@ def distill_finetune(
     meta = None
     if cfg.resume:
         student, meta = load_checkpoint(last, for_training=True)
+        _check_models(student, teacher, cfg)  # the saved student, not the one passed in
         if meta["extra"].get("pids") != sorted(train_set.pid_to_label):
             raise ReidTraceError(
                 f"resume: the run in {str(out)!r} was trained on other identities than "
