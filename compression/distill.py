@@ -57,6 +57,7 @@ from reid.models import ReIDNet, extract_features, load_checkpoint, onnx_import,
 from reid.train.data import TrainImages, make_loader, train_transform
 from reid.train.engine import LRSchedule, pick_device
 from reid.train.losses import ReidLoss, relational_loss
+from reid.train.runlog import append_row
 
 __all__ = [
     "DistillConfig",
@@ -384,12 +385,7 @@ def _seed(seed: int) -> None:
 
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, LOG_FIELDS, row)
 
 
 def _truncate_log(path: Path, upto: int) -> None:

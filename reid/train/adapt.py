@@ -33,7 +33,6 @@ The out folder (``--resume`` continues it)::
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import random
@@ -65,6 +64,7 @@ from reid.models.export import export_onnx
 from reid.models.features import load_batch, read_rgb
 from reid.train.data import default_threads, make_loader, train_transform
 from reid.train.engine import pick_device
+from reid.train.runlog import append_row
 
 __all__ = [
     "AdaptConfig",
@@ -396,12 +396,7 @@ def _check_images(paths: Sequence[Path]) -> None:
 
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, LOG_FIELDS, row)
 
 
 def _scores(onnx_path: Path, eval_data: Path | None, progress: Progress | None) -> dict | None:

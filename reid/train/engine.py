@@ -48,6 +48,7 @@ from reid.models.registry import build_backbone
 from reid.train.config import RECIPE_EPOCHS, TrainConfig
 from reid.train.data import TrainImages, default_threads, make_loader, train_transform
 from reid.train.losses import ImagenetTeacher, ReidLoss, RelationalDistill
+from reid.train.runlog import append_row
 
 __all__ = ["LRSchedule", "evaluate", "pick_device", "train"]
 
@@ -182,12 +183,7 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _append_log(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_row(path, LOG_FIELDS, row)
 
 
 RECALIBRATION_IMAGES = 256
