@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,7 +45,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,7 +55,7 @@ from reid.models import ReIDNet, extract_features, load_checkpoint, onnx_import,
 from reid.train.data import TrainImages, make_loader, train_transform
 from reid.train.engine import LRSchedule, pick_device
 from reid.train.losses import ReidLoss, relational_loss
-from reid.train.runlog import append_row
+from reid.train.runlog import append_row, check_run_folder, seed_everything
 
 __all__ = [
     "DistillConfig",
@@ -378,12 +376,6 @@ def _check_models(student: nn.Module, teacher: nn.Module | None, cfg: DistillCon
             )
 
 
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _append_log(path: Path, row: dict[str, Any]) -> None:
     append_row(path, LOG_FIELDS, row)
 
@@ -445,19 +437,7 @@ def distill_finetune(
     cfg = (cfg or DistillConfig()).validate()
     _check_models(student, teacher, cfg)
     out = Path(out)
-    last = out / "last.pt"
-    if out.exists() and not out.is_dir():
-        raise ReidTraceError(f"out {str(out)!r} is a file", hint="pass a folder")
-    if cfg.resume and not last.is_file():
-        raise ReidTraceError(
-            f"resume: no checkpoint {str(last)!r} to continue from",
-            hint="start a new run without resume, or pass the out folder of an earlier run",
-        )
-    if not cfg.resume and last.exists():
-        raise ReidTraceError(
-            f"{str(out)!r} already holds a fine-tuning run (last.pt)",
-            hint="resume it, or choose another out folder",
-        )
+    last = check_run_folder(out, cfg.resume, what="a fine-tuning run", options=False)
     layers: tuple[str, ...] = ()
     if teacher is not None and cfg.feature_weight > 0:
         layers = cfg.feature_layers or default_feature_layers(student)
@@ -477,7 +457,7 @@ def distill_finetune(
             hint="pass a Market-format folder whose bounding_box_train/ has labelled people",
         )
     device = pick_device(cfg.device)
-    _seed(cfg.seed)
+    seed_everything(cfg.seed)
     loader, sampler = make_loader(
         train_set,
         batch_size=cfg.batch_size,
@@ -551,7 +531,7 @@ def distill_finetune(
         optimizer.load_state_dict(meta["optimizer"])
         schedule.load_state_dict(meta["scheduler"] or {})
         step = int(meta["extra"]["step"])
-        _seed(cfg.seed + step)  # other batches than the ones already seen
+        seed_everything(cfg.seed + step)  # other batches than the ones already seen
         _truncate_log(out / "log.csv", step)
         if step >= total_steps:
             raise ReidTraceError(

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,7 +63,7 @@ from reid.models.export import export_onnx
 from reid.models.features import load_batch, read_rgb
 from reid.train.data import default_threads, make_loader, train_transform
 from reid.train.engine import pick_device
-from reid.train.runlog import append_row
+from reid.train.runlog import append_row, check_run_folder, seed_everything
 
 __all__ = [
     "AdaptConfig",
@@ -363,27 +362,10 @@ class _PseudoImages(Dataset):
 
 
 # --- the run ------------------------------------------------------------------------------------
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _check_out(cfg: AdaptConfig) -> Path:
-    last = cfg.out / "last.pt"
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise ReidTraceError(f"--out {str(cfg.out)!r} is a file", hint="pass a folder")
-    if cfg.resume and not last.is_file():
-        raise ReidTraceError(
-            f"--resume: no checkpoint {str(last)!r} to continue from",
-            hint="start without --resume, or pass the --out of an earlier run",
-        )
-    if not cfg.resume and (last.exists() or (cfg.out / "model.onnx").exists()):
-        raise ReidTraceError(
-            f"{str(cfg.out)!r} already holds an adaptation run",
-            hint="pass --resume to continue it, or choose another --out",
-        )
-    return last
+    return check_run_folder(
+        cfg.out, cfg.resume, what="an adaptation run", finished=("last.pt", "model.onnx")
+    )
 
 
 def _check_images(paths: Sequence[Path]) -> None:
@@ -482,7 +464,7 @@ def _adapt(
             "before": None,
             "done": False,
         }
-    _seed(cfg.seed + int(state["round"]))
+    seed_everything(cfg.seed + int(state["round"]))
     model.to(device)
     cfg.out.mkdir(parents=True, exist_ok=True)
     if not state.get("source_model_id"):

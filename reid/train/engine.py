@@ -21,14 +21,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from reid.data.market import MarketDataset, read_market
@@ -48,7 +46,7 @@ from reid.models.registry import build_backbone
 from reid.train.config import RECIPE_EPOCHS, TrainConfig
 from reid.train.data import TrainImages, default_threads, make_loader, train_transform
 from reid.train.losses import ImagenetTeacher, ReidLoss, RelationalDistill
-from reid.train.runlog import append_row
+from reid.train.runlog import append_row, check_run_folder, seed_everything
 
 __all__ = ["LRSchedule", "evaluate", "pick_device", "train"]
 
@@ -142,27 +140,8 @@ def evaluate(
     return evaluate_rank(cosine_distmat(q, g), q_pids, g_pids, q_camids, g_camids)
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)  # torchreid's sampler shuffles with `random` and `np.random`
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _check_run_folder(cfg: TrainConfig) -> Path:
-    last = cfg.out / "last.pt"
-    if cfg.resume and not last.is_file():
-        raise ReidTraceError(
-            f"--resume: no checkpoint {str(last)!r} to continue from",
-            hint="start a new run without --resume, or pass the --out of an earlier run",
-        )
-    if not cfg.resume and last.exists():
-        raise ReidTraceError(
-            f"{str(cfg.out)!r} already holds a training run (last.pt)",
-            hint="pass --resume to continue it, or choose another --out",
-        )
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise ReidTraceError(f"--out {str(cfg.out)!r} is a file", hint="pass a folder")
-    return last
+    return check_run_folder(cfg.out, cfg.resume, what="a training run")
 
 
 def _read_log(path: Path, upto: int) -> list[dict[str, str]]:
@@ -259,7 +238,7 @@ def _train(
     last_path: Path,
 ) -> dict[str, Any]:
     info = model_info(cfg.arch)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     imagenet = cfg.imagenet
     if imagenet is None:  # ImageNet init where the weights exist, unless starting from others
         imagenet = info.family == "mobilenetv2" and cfg.weights is None
@@ -280,7 +259,7 @@ def _train(
                 hint="resume with the same --data as the run",
             )
         start_epoch = int(meta["epoch"]) + 1
-        _seed_everything(cfg.seed + start_epoch - 1)  # other batches than the first epochs drew
+        seed_everything(cfg.seed + start_epoch - 1)  # other batches than the first epochs drew
         best_map = float(meta["extra"].get("best_mAP", -1.0))
         best_epoch = int(meta["extra"].get("best_epoch", 0))
         if start_epoch > cfg.epochs:
