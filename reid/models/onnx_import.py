@@ -138,7 +138,10 @@ def onnx_state_dict(path: str | Path) -> tuple[str, dict[str, Tensor]]:
     training set). Conv nodes are matched to the network's convs in order, shapes checked.
     """
     path = resolve_onnx_path(path)
-    proto = _read(path)
+    return _state_from_proto(_read(path), path)
+
+
+def _state_from_proto(proto: onnx.ModelProto, path: Path) -> tuple[str, dict[str, Tensor]]:
     arch = _arch(proto, path)
     inits = _stored_tensors(proto)
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
@@ -202,13 +205,12 @@ def import_onnx(path: str | Path, *, verify: bool = True) -> tuple[ReIDNet, dict
     agree to cosine >= 0.9999, else nothing is returned.
     """
     path = resolve_onnx_path(path)
-    arch, state = onnx_state_dict(path)
+    proto = _read(path)  # read once: weights and metadata
+    arch, state = _state_from_proto(proto, path)
     model = create_model(arch)
     model.load_state_dict(state, strict=False)
     model.eval()
-    proto_meta = {
-        p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
-    }
+    proto_meta = {p.key: p.value for p in proto.metadata_props}
     if verify:
         _verify(model, path, flip=proto_meta.get("flip_average", "").lower() in ("1", "true"))
     epoch = proto_meta.get("epoch")
