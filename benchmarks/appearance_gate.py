@@ -31,8 +31,9 @@ import numpy as np
 
 from reid.detections import Detections
 from reid.embed import OnnxEmbedder, default_model
-from reid.evaluate.domains import _cut_crops, mot_crop_table, mot_sequences, read_frames_at
+from reid.evaluate.domains import cut_mot_crops, mot_crop_table, mot_sequences
 from reid.track.appearance import histogram_features
+from reid.video import read_frames_at
 
 GATES = (0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -61,7 +62,7 @@ def distances(models: list[str]) -> None:
                 frame_idx=np.full(len(idx), int(f)),
             )
             hist[idx] = histogram_features(frames[int(f)], dets)
-        crops = _cut_crops(seq, t)
+        crops = cut_mot_crops(seq, t)
         feats = {"histogram": hist} | {k: e.embed_crops(crops) for k, e in embedders.items()}
         pid, tm, fr = t["pid"], t["time"], t["frame"]
         dt = np.abs(tm[:, None] - tm[None, :])

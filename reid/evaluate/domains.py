@@ -44,10 +44,12 @@ __all__ = [
     "MotTruth",
     "bench_reid_domains",
     "cross_time_scores",
+    "cut_mot_crops",
     "embed_mot_crops",
     "gap_analysis",
     "market_scores",
     "mot_crop_table",
+    "mot_sequences",
     "windowed_rank",
 ]
 
@@ -214,7 +216,8 @@ def windowed_rank(distmat: np.ndarray, pids: np.ndarray, times: np.ndarray, gap_
     }
 
 
-def _cut_crops(seq: MotTruth, table: dict[str, np.ndarray]) -> list[np.ndarray]:
+def cut_mot_crops(seq: MotTruth, table: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The image crop of every row of a :func:`mot_crop_table` (frames read once, in order)."""
     frames = read_frames_at(seq.video, np.unique(table["frame"]))
     crops = []
     for f, box in zip(table["frame"], table["xyxy"], strict=True):
@@ -241,7 +244,7 @@ def embed_mot_crops(
     table = mot_crop_table(
         gt, frame_size=size, fps=seq.fps, scale=seq.scale, last_frame=seq.last_frame, **crop_kwargs
     )
-    crops = _cut_crops(seq, table)
+    crops = cut_mot_crops(seq, table)
     return table, [e.embed_crops(crops) for e in embedders]
 
 
