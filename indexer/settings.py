@@ -57,6 +57,8 @@ class PersonSettings(BaseModel):
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
     block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
     visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
+    split_similarity: float = 0.2  # a track whose sightings fall into two runs this unlike
+    # (mean cross cosine) switched people and is cut in two (indexer.query.switches; -1 = off)
 
     @model_validator(mode="after")
     def _check(self) -> PersonSettings:
@@ -77,6 +79,8 @@ class PersonSettings(BaseModel):
             raise ValueError("block_tracks must be >= 2")
         if self.min_transit_samples < 1:
             raise ValueError("min_transit_samples must be >= 1")
+        if not -1 <= self.split_similarity <= 1:
+            raise ValueError("split_similarity is a cosine: -1 (never cut a track) .. 1")
         return self
 
 

@@ -1,6 +1,7 @@
 """Cross-camera persons: group the tracks of every camera into people (issue 22 item 2).
 
-What links two tracks, in the order the code applies it:
+First, tracks in which the tracker followed one person and then another are cut in two
+(:mod:`indexer.query.switches`). Then what links two tracks, in the order the code applies it:
 
 1. **Hard constraints** (a pair that breaks one can never end up in the same person, even
    through others). Foot points of boxes cut by the frame's bottom edge are not used (their
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sqlalchemy.orm import Session
 
+from indexer.query.switches import split_switches
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from indexer.store.models import Camera, Track
@@ -106,6 +108,7 @@ class PersonUpdate:
     persons: int  # persons after the run
     new_persons: int
     rebuilt: bool
+    split: int = 0  # tracks cut where the tracker switched people (indexer.query.switches)
     transit: dict[str, list[float]] = field(default_factory=dict)  # "camA>camB": [lo, hi] s
 
     def as_dict(self) -> dict:
@@ -115,6 +118,7 @@ class PersonUpdate:
             "persons": self.persons,
             "new_persons": self.new_persons,
             "rebuilt": self.rebuilt,
+            "split": self.split,
             "transit_s": self.transit,
         }
 
@@ -412,6 +416,9 @@ def update_persons(session: Session, cfg: PersonSettings, *, rebuild: bool = Fal
     all first). One transaction."""
     if rebuild:
         repo.clear_persons(session=session, commit=False)
+    # tracks that switched people are cut first (their new parts have no person yet)
+    fresh = [t.id for t, _ in repo.track_rows(session=session) if rebuild or t.person_id is None]
+    cuts = split_switches(session, cfg, fresh)
     tracks = _load(session, keep_links=not rebuild)
     labels, conf, transit = associate_in_blocks(tracks, cfg)
     new_labels = sorted({lab for lab in labels if lab < 0})
@@ -434,6 +441,7 @@ def update_persons(session: Session, cfg: PersonSettings, *, rebuild: bool = Fal
         persons=len(set(pid for pid, _ in links.values())),
         new_persons=len(ids),
         rebuilt=rebuild,
+        split=len(cuts),
         transit={f"{a}>{b}": [round(lo, 1), round(hi, 1)] for (a, b), (lo, hi) in transit.items()},
     )
 
