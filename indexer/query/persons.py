@@ -190,7 +190,7 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
         a, b = tracks[i], tracks[j]
         if a.grounded and b.grounded:
             d = _ground_distance(a, b, max(a.start, b.start), min(a.end, b.end))
-            if d is not None and d <= cfg.ground_match_m / 2:
+            if d is not None and d <= cfg.ground_match_m / 2 and sim[i, j] >= cfg.link_similarity:
                 bad[i, j] = bad[j, i] = False
                 bonus[i, j] = bonus[j, i] = _ground_bonus(d, overlap[i, j], cfg)
     # disjoint with ground planes: walking speed from the earlier one's end to the later's start
@@ -266,7 +266,10 @@ def _learn_transit(
                 if gap > cfg.overlap_tolerance_s:
                     gaps[(first.camera, second.camera)].append(gap)
     out = {}
-    for k, v in gaps.items():
+    # the walk between two cameras takes as long either way: both directions pool their gaps
+    pooled = {k: gaps.get(k, []) + gaps.get((k[1], k[0]), []) for k in list(gaps)}
+    pooled.update({(b, a): v for (a, b), v in pooled.items()})
+    for k, v in pooled.items():
         g = np.asarray(v)
         # a confident match can still be wrong: drop gaps far from the rest (median +- 3 robust
         # spreads, at least 20% of the median) before taking the 5th-95th percentile range
