@@ -52,7 +52,7 @@ class PersonSettings(BaseModel):
     ground_slack_m: float = 3.0  # foot-point error allowed on top of max_speed_mps x the gap
     transit_slack_s: float = 2.0  # quicker than half the quickest learned transit, less this,
     # is impossible
-    transit_bonus: float = 0.05  # score added to a transit inside the learned range
+    transit_bonus: float = 0.1  # score added to a transit inside the learned range
     min_transit_samples: int = 3  # learned transit times are used from this many matches on
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
     block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
