@@ -7,11 +7,13 @@ other's stay, contacts with the other's companions. Before association, every tr
 finished video is checked, and cut where it switched:
 
 * **Where appearance changes.** A track's sightings (its best crops, embedded at ingestion)
-  in frame order are cut in two where the mean cosine between the two sides is lowest; below
-  ``split_similarity`` the two sides are two people, and each side is checked again (binary
-  segmentation, so a track that switched twice is cut twice). Crops of one person score about
-  0.5 or more against each other, even across a turn or a partial occlusion; two people, even
-  of the same clothing colours, score near 0 (docs/query.md gives the measured gap).
+  in frame order are cut in two where the most alike pair across the cut is least alike; when
+  even that pair's cosine is below ``split_similarity`` no crop of one side looks like any
+  crop of the other: two people. Each side is checked again (binary segmentation, so a track
+  that switched twice is cut twice). The most alike pair rather than the mean: one poor crop
+  of a person (turned away, half hidden) pulls a mean down, but it still resembles some other
+  crop of that person, so a cut is never made on one odd crop (docs/query.md gives the
+  measured gap).
 * **When the tracker lost its person.** The switch happened between the last sighting before
   and the first after, which can be seconds apart. Inside that span the cut goes where the
   tracker most likely jumped: the longest run of frames without a box (it lost the person and
@@ -43,8 +45,9 @@ def switch_spans(
     switch, in frame order.
 
     ``frames`` ``(n,)`` and unit ``vectors`` ``(n, d)`` are the track's sightings in frame
-    order. The cut of a run of sightings is the one whose two sides' mean cross cosine is the
-    lowest; below ``split_similarity`` it is a switch and both sides are searched again."""
+    order. The cut of a run of sightings is the one whose most alike pair across it has the
+    lowest cosine; below ``split_similarity`` it is a switch and both sides are searched
+    again."""
     if len(frames) != len(vectors):
         raise ValueError(f"{len(frames)} frames for {len(vectors)} vectors")
     sim = vectors @ vectors.T
@@ -53,7 +56,7 @@ def switch_spans(
     def search(lo: int, hi: int) -> None:  # sightings lo..hi-1
         if hi - lo < 2:
             return
-        cross = [sim[lo:k, k:hi].mean() for k in range(lo + 1, hi)]
+        cross = [sim[lo:k, k:hi].max() for k in range(lo + 1, hi)]
         k = lo + 1 + int(np.argmin(cross))
         if min(cross) >= split_similarity:
             return

@@ -25,11 +25,11 @@ def frames_and(*vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_switch_is_found_and_a_clean_track_is_left_alone() -> None:
-    a = [look(0, noise=0.3, seed=s) for s in range(3)]
-    b = [look(1, noise=0.3, seed=10 + s) for s in range(2)]
+    a = [look(0, noise=0.15, seed=s) for s in range(3)]
+    b = [look(1, noise=0.15, seed=10 + s) for s in range(2)]
     frames, vecs = frames_and(*a, *b)
     assert switch_spans(frames, vecs, CFG.split_similarity) == [(20, 30)]
-    frames, vecs = frames_and(*a, look(0, noise=0.3, seed=7))
+    frames, vecs = frames_and(*a, look(0, noise=0.15, seed=7))
     assert switch_spans(frames, vecs, CFG.split_similarity) == []
     # one person seen from the front and the back (cosine 0.5): still one person
     frames, vecs = frames_and(look(0), look(0), near(0, 0.5), near(0, 0.5))
