@@ -57,9 +57,9 @@ class PersonSettings(BaseModel):
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
     block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
     visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
-    split_similarity: float = 0.2  # a track whose sightings fall into two runs with no pair
-    # across them this alike switched people and is cut in two (indexer.query.switches;
-    # -1 = never)
+    split_similarity: float = -1.0  # a track whose sightings fall into two runs with no pair
+    # across them this alike switched people and is cut in two (indexer.query.switches); -1 =
+    # never (default: cuts trade trajectories for contacts, docs/query.md); 0.2 when measured
 
     @model_validator(mode="after")
     def _check(self) -> PersonSettings:

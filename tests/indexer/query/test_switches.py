@@ -16,7 +16,7 @@ from indexer.store import repo
 from indexer.store.models import Sighting, Track
 from tests.indexer.query.helpers import StoreBuilder, look, near
 
-CFG = PersonSettings()
+CFG = PersonSettings(split_similarity=0.2)  # the measured setting (off by default)
 
 
 def frames_and(*vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +125,12 @@ def test_tracks_of_a_running_video_are_not_cut(session: Session) -> None:
     assert done is not None and done.split == 0 and done.tracks == 1
 
 
-def test_split_similarity_is_a_cosine() -> None:
+def test_split_similarity_is_a_cosine_and_off_by_default(session: Session) -> None:
     with pytest.raises(ValueError, match="cosine"):
         PersonSettings(split_similarity=1.5)
+    b = StoreBuilder(session)
+    b.camera("cam1")
+    t = b.track("cam1", 0, 20, None)
+    b.sightings(t, {20: look(0), 50: look(0), 150: look(1), 180: look(1)})
+    done = ensure_persons(session, PersonSettings())
+    assert done is not None and done.split == 0 and done.tracks == 1
