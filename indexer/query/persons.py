@@ -1,13 +1,15 @@
 """Cross-camera persons: group the tracks of every camera into people (issue 22 item 2).
 
-First, tracks in which the tracker followed one person and then another are cut in two
-(:mod:`indexer.query.switches`). Then what links two tracks, in the order the code applies it:
+First, when ``split_similarity`` is set (off by default), tracks in which the tracker followed
+one person and then another are cut in two (:mod:`indexer.query.switches`). Then what links
+two tracks, in the order the code applies it:
 
 1. **Hard constraints** (a pair that breaks one can never end up in the same person, even
    through others). Foot points of boxes cut by the frame's bottom edge are not used (their
    bottom is not the feet).
    * one camera, overlapping in time: two people (a tracker shows one person once), unless
-     their foot points stay within half ``ground_match_m`` (one person the tracker doubled);
+     their foot points stay within half ``ground_match_m`` and they look alike (cosine >=
+     ``link_similarity``): one person the tracker doubled, not two at one spot;
    * two cameras with ground planes, overlapping in time: the same person must stand at the
      same place, so a median foot-point distance above ``ground_conflict_m`` = two people;
    * two cameras overlapping in time where either has no ground plane: two people, unless the
@@ -23,7 +25,8 @@ First, tracks in which the tracker followed one person and then another are cut 
    ``ground_match_m``; the bonus falls linearly with the distance and is full after
    ``ground_full_s`` seconds together: group members walk half a metre apart), plus
    ``transit_bonus`` when the transit time falls inside the range learned for that camera pair.
-3. **Learned transit times**: per ordered camera pair, the gaps between confident matches
+3. **Learned transit times**: per camera pair, both directions pooled (the walk takes as long
+   either way), the gaps between confident matches
    (mutual nearest neighbours across the pair with cosine >= ``confident_similarity``, feasible
    as above); used once ``min_transit_samples`` are seen.
 4. **Grouping**: greedy average-link agglomeration. Candidate pairs at or above
@@ -185,7 +188,8 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
     same_cam = cam[:, None] == cam[None, :]
     bad = ov & same_cam
     bonus = np.zeros((n, n))
-    # one camera, at once: two people, unless they stand at one spot (the tracker doubled one)
+    # one camera, at once: two people, unless they stand at one spot and look alike (the
+    # tracker doubled one; two people of a group, one behind the other, do not look alike)
     for i, j in zip(*np.nonzero(np.triu(bad, k=1)), strict=True):
         a, b = tracks[i], tracks[j]
         if a.grounded and b.grounded:

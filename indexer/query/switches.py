@@ -3,8 +3,9 @@
 A tracker that loses its person (two people cross, a group hides one member) may go on with
 someone else under the same track. Association then sees one "person" who is two, and
 whichever person it joins gets the other's time in a camera: a visit that runs on for the
-other's stay, contacts with the other's companions. Before association, every track of a
-finished video is checked, and cut where it switched:
+other's stay, contacts with the other's companions. When ``split_similarity`` is set (off by
+default: docs/query.md says what it gains and costs), every track of a finished video is
+checked before association, and cut where it switched:
 
 * **Where appearance changes.** A track's sightings (its best crops, embedded at ingestion)
   in frame order are cut in two where the most alike pair across the cut is least alike; when
@@ -97,8 +98,10 @@ def split_switches(
 ) -> list[tuple[int, int]]:
     """Cut every track of ``track_ids`` (of a finished video, with sightings) where it
     switched people; ``(old track id, new track id)`` per cut. Does not commit (the caller's
-    association run is one transaction)."""
+    association run is one transaction). Off (nothing read) at ``split_similarity`` -1."""
     cuts: list[tuple[int, int]] = []
+    if cfg.split_similarity <= -1:
+        return cuts
     for tid, (frames, vectors) in sorted(
         repo.sighting_series(session=session, track_ids=track_ids).items()
     ):
