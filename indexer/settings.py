@@ -52,11 +52,14 @@ class PersonSettings(BaseModel):
     ground_slack_m: float = 3.0  # foot-point error allowed on top of max_speed_mps x the gap
     transit_slack_s: float = 2.0  # quicker than half the quickest learned transit, less this,
     # is impossible
-    transit_bonus: float = 0.05  # score added to a transit inside the learned range
+    transit_bonus: float = 0.1  # score added to a transit inside the learned range
     min_transit_samples: int = 3  # learned transit times are used from this many matches on
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
     block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
     visit_gap_s: float = 5.0  # a person's tracks of one camera this close are one visit
+    split_similarity: float = -1.0  # a track whose sightings fall into two runs with no pair
+    # across them this alike switched people and is cut in two (indexer.query.switches); -1 =
+    # never (default: cuts trade trajectories for contacts, docs/query.md); 0.2 when measured
 
     @model_validator(mode="after")
     def _check(self) -> PersonSettings:
@@ -77,6 +80,8 @@ class PersonSettings(BaseModel):
             raise ValueError("block_tracks must be >= 2")
         if self.min_transit_samples < 1:
             raise ValueError("min_transit_samples must be >= 1")
+        if not -1 <= self.split_similarity <= 1:
+            raise ValueError("split_similarity is a cosine: -1 (never cut a track) .. 1")
         return self
 
 

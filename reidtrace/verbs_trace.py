@@ -98,6 +98,8 @@ def register(app: typer.Typer) -> None:
                 f"{verb}: {done.tracks} tracks in {done.persons} persons "
                 f"({done.assigned} tracks assigned, {done.new_persons} new persons)"
             )
+            if done.split:
+                typer.echo(f"  {done.split} tracks cut where the tracker switched people")
             for pair, (lo, hi) in sorted(done.transit.items()):
                 typer.echo(f"  learned transit {pair.replace('>', ' -> ')}: {lo}-{hi} s")
 

@@ -222,7 +222,6 @@ def evaluate_tracing(
     if not truth.test_ids:
         raise ReidTraceError(f"{world} has no test identities with visits", hint="check the world")
     true_contacts = read_true_contacts(Path(world) / "contacts.csv")
-    cams = {cam: (gt, hyp) for cam, gt, hyp in world_tracks(world, db_url=db_url)}
     engine = make_engine(db_url)
     tp = n_pred = n_true = 0
     identity_of_person: dict[int, int] = {}
@@ -230,7 +229,10 @@ def evaluate_tracing(
     predicted_contacts: list[tuple[int, int | None, float]] = []
     try:
         with make_session_factory(engine)() as session:
+            # first: association may cut tracks (indexer.query.switches), so the stored boxes
+            # are read after it
             ensure_persons(session, cfg)
+            cams = {cam: (gt, hyp) for cam, gt, hyp in world_tracks(world, db_url=db_url)}
             identity_of_person, identity_of_track = _identities(session, cams)
             person_of = repo.person_map(session=session)
             for pid in truth.test_ids:

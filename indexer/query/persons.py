@@ -1,12 +1,15 @@
 """Cross-camera persons: group the tracks of every camera into people (issue 22 item 2).
 
-What links two tracks, in the order the code applies it:
+First, when ``split_similarity`` is set (off by default), tracks in which the tracker followed
+one person and then another are cut in two (:mod:`indexer.query.switches`). Then what links
+two tracks, in the order the code applies it:
 
 1. **Hard constraints** (a pair that breaks one can never end up in the same person, even
    through others). Foot points of boxes cut by the frame's bottom edge are not used (their
    bottom is not the feet).
    * one camera, overlapping in time: two people (a tracker shows one person once), unless
-     their foot points stay within half ``ground_match_m`` (one person the tracker doubled);
+     their foot points stay within half ``ground_match_m`` and they look alike (cosine >=
+     ``link_similarity``): one person the tracker doubled, not two at one spot;
    * two cameras with ground planes, overlapping in time: the same person must stand at the
      same place, so a median foot-point distance above ``ground_conflict_m`` = two people;
    * two cameras overlapping in time where either has no ground plane: two people, unless the
@@ -22,7 +25,8 @@ What links two tracks, in the order the code applies it:
    ``ground_match_m``; the bonus falls linearly with the distance and is full after
    ``ground_full_s`` seconds together: group members walk half a metre apart), plus
    ``transit_bonus`` when the transit time falls inside the range learned for that camera pair.
-3. **Learned transit times**: per ordered camera pair, the gaps between confident matches
+3. **Learned transit times**: per camera pair, both directions pooled (the walk takes as long
+   either way), the gaps between confident matches
    (mutual nearest neighbours across the pair with cosine >= ``confident_similarity``, feasible
    as above); used once ``min_transit_samples`` are seen.
 4. **Grouping**: greedy average-link agglomeration. Candidate pairs at or above
@@ -54,6 +58,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sqlalchemy.orm import Session
 
+from indexer.query.switches import split_switches
 from indexer.settings import PersonSettings
 from indexer.store import repo
 from indexer.store.models import Camera, Track
@@ -106,6 +111,7 @@ class PersonUpdate:
     persons: int  # persons after the run
     new_persons: int
     rebuilt: bool
+    split: int = 0  # tracks cut where the tracker switched people (indexer.query.switches)
     transit: dict[str, list[float]] = field(default_factory=dict)  # "camA>camB": [lo, hi] s
 
     def as_dict(self) -> dict:
@@ -115,6 +121,7 @@ class PersonUpdate:
             "persons": self.persons,
             "new_persons": self.new_persons,
             "rebuilt": self.rebuilt,
+            "split": self.split,
             "transit_s": self.transit,
         }
 
@@ -181,12 +188,13 @@ def _pair_scores(tracks: list[TrackInfo], cfg: PersonSettings) -> _Pairs:
     same_cam = cam[:, None] == cam[None, :]
     bad = ov & same_cam
     bonus = np.zeros((n, n))
-    # one camera, at once: two people, unless they stand at one spot (the tracker doubled one)
+    # one camera, at once: two people, unless they stand at one spot and look alike (the
+    # tracker doubled one; two people of a group, one behind the other, do not look alike)
     for i, j in zip(*np.nonzero(np.triu(bad, k=1)), strict=True):
         a, b = tracks[i], tracks[j]
         if a.grounded and b.grounded:
             d = _ground_distance(a, b, max(a.start, b.start), min(a.end, b.end))
-            if d is not None and d <= cfg.ground_match_m / 2:
+            if d is not None and d <= cfg.ground_match_m / 2 and sim[i, j] >= cfg.link_similarity:
                 bad[i, j] = bad[j, i] = False
                 bonus[i, j] = bonus[j, i] = _ground_bonus(d, overlap[i, j], cfg)
     # disjoint with ground planes: walking speed from the earlier one's end to the later's start
@@ -262,7 +270,10 @@ def _learn_transit(
                 if gap > cfg.overlap_tolerance_s:
                     gaps[(first.camera, second.camera)].append(gap)
     out = {}
-    for k, v in gaps.items():
+    # the walk between two cameras takes as long either way: both directions pool their gaps
+    pooled = {k: gaps.get(k, []) + gaps.get((k[1], k[0]), []) for k in list(gaps)}
+    pooled.update({(b, a): v for (a, b), v in pooled.items()})
+    for k, v in pooled.items():
         g = np.asarray(v)
         # a confident match can still be wrong: drop gaps far from the rest (median +- 3 robust
         # spreads, at least 20% of the median) before taking the 5th-95th percentile range
@@ -412,6 +423,9 @@ def update_persons(session: Session, cfg: PersonSettings, *, rebuild: bool = Fal
     all first). One transaction."""
     if rebuild:
         repo.clear_persons(session=session, commit=False)
+    # tracks that switched people are cut first (their new parts have no person yet)
+    fresh = [t.id for t, _ in repo.track_rows(session=session) if rebuild or t.person_id is None]
+    cuts = split_switches(session, cfg, fresh)
     tracks = _load(session, keep_links=not rebuild)
     labels, conf, transit = associate_in_blocks(tracks, cfg)
     new_labels = sorted({lab for lab in labels if lab < 0})
@@ -434,6 +448,7 @@ def update_persons(session: Session, cfg: PersonSettings, *, rebuild: bool = Fal
         persons=len(set(pid for pid, _ in links.values())),
         new_persons=len(ids),
         rebuilt=rebuild,
+        split=len(cuts),
         transit={f"{a}>{b}": [round(lo, 1), round(hi, 1)] for (a, b), (lo, hi) in transit.items()},
     )
 

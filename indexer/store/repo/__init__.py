@@ -12,7 +12,8 @@ One module per resource; every name is re-exported here, so callers keep writing
   state, delete;
 * :mod:`~indexer.store.repo.chunks`: :func:`commit_chunk` and the rewind
   :func:`delete_video_rows_after` (its module docstring explains the crash safety);
-* :mod:`~indexer.store.repo.tracks`: track and detection reads, track embeddings;
+* :mod:`~indexer.store.repo.tracks`: track and detection reads, track embeddings, cutting a
+  track where the tracker switched people;
 * :mod:`~indexer.store.repo.persons`: cross-camera persons, the tracks' links to them, the
   state row (written by ``indexer.query.persons`` only);
 * :mod:`~indexer.store.repo.sightings`: sighting reads, vector batches, the vector encoding;
@@ -63,6 +64,8 @@ from indexer.store.repo.sightings import (
 from indexer.store.repo.tracks import (
     detections_for_track,
     detections_for_video,
+    sighting_series,
+    split_track,
     track_count,
     track_embedding,
     track_embedding_update,
@@ -117,10 +120,12 @@ __all__ = [
     "set_video_status",
     "sighting_ids",
     "sighting_places",
+    "sighting_series",
     "sighting_thumbnail",
     "sighting_vectors",
     "sightings_by_ids",
     "sightings_for_track",
+    "split_track",
     "stale_track_count",
     "track_count",
     "track_embedding",

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from indexer.query.persons import TrackInfo
 from indexer.store import repo
-from indexer.store.models import Camera, Detection, Track, Video
+from indexer.store.models import Camera, Detection, Sighting, Track, Video
 from tests.indexer.conftest import START
 
 DIM = 8
@@ -141,3 +141,24 @@ class StoreBuilder:
         )
         self.session.commit()
         return track
+
+    def sightings(self, track: Track, looks: dict[int, np.ndarray]) -> None:
+        """Embedded crops of ``track``: ``{frame_idx: vector}`` (frames the track has), and the
+        track's embedding set to their mean, as ingestion leaves them."""
+        by_frame = {
+            d.frame_idx: d
+            for d in repo.detections_for_track(session=self.session, track_id=track.id)
+        }
+        self.session.add_all(
+            Sighting(
+                track_id=track.id,
+                detection_id=by_frame[f].id,
+                vector=repo.encode_vector(v),
+                dim=len(v),
+                model="fake-embedder",
+                quality=1.0,
+            )
+            for f, v in looks.items()
+        )
+        self.session.flush()
+        repo.track_embedding_update(session=self.session, track_ids=[track.id])

@@ -106,6 +106,37 @@ def test_doubled_track_of_one_person_in_one_camera_is_linked() -> None:
     assert len(set(labels)) == 1
 
 
+def test_two_people_at_one_spot_who_look_unalike_stay_two() -> None:
+    """One behind the other at one spot (a group, seen along the line of sight): the spot alone
+    does not make them one person doubled by the tracker."""
+    tracks = [
+        info(1, "cam1", 0, 10, look(0), path=((0, 0), (10, 0))),
+        info(2, "cam1", 3, 6, near(1, 0.9, away=0), path=((3, 0), (6, 0))),  # cosine 0.44
+    ]
+    labels, _, _ = associate(tracks, CFG)
+    assert len(set(labels)) == 2
+
+
+def test_learned_transit_holds_both_ways() -> None:
+    """Matches seen only from cam1 to cam2 teach the walk back too: a cam2 -> cam1 transit in
+    that range gets the bonus, and a quicker one is rejected."""
+    tracks = []
+    for k in range(4):
+        t0 = 100.0 * k
+        tracks += [info(10 + k, "cam1", t0, t0 + 5, look(k)), info(20 + k, "cam2", t0 + 35,
+                   t0 + 40, look(k))]  # fmt: skip
+    back = info(99, "cam2", 500, 505, look(5))
+    ok = info(98, "cam1", 535, 540, near(5, 0.5))  # 0.5 + the bonus reaches link_similarity
+    quick = info(97, "cam1", 508, 512, look(5))
+    labels, _, transit = associate([*tracks, back, ok], CFG)
+    assert transit[("cam2", "cam1")] == transit[("cam1", "cam2")] == pytest.approx((30.0, 30.0))
+    assert labels[-1] == labels[-2]
+    labels, _, _ = associate([*tracks, back, ok], PersonSettings(transit_bonus=0.0))
+    assert labels[-1] != labels[-2]
+    labels, _, _ = associate([*tracks, back, quick], CFG)
+    assert labels[-1] != labels[-2]
+
+
 def test_learned_transit_rejects_a_quicker_transit() -> None:
     """Confident matches take 30 s from cam1 to cam2; a look-alike 5 s after is rejected (half
     the quickest learned transit, less 2 s, is 13 s), one 31 s after is linked."""
