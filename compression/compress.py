@@ -178,7 +178,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    _write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    _write_atomic(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 class _State:
@@ -505,15 +505,12 @@ def compress(cfg: CompressConfig, progress: Progress | None = None) -> dict[str,
     torch.set_num_threads(cfg.threads)
     run = _Run(cfg, source, meta, source_onnx, state, progress)
     for i, stage in enumerate(STAGES):
-        if progress:
-            progress("compress stages", i, len(STAGES))
-        if stage in state.done:
-            continue
-        t0 = time.perf_counter()
-        summary = getattr(run, stage)()
-        summary["seconds"] = round(time.perf_counter() - t0, 1)
-        state.finish(stage, summary)
-    if progress:
-        progress("compress stages", len(STAGES), len(STAGES))
+        if stage not in state.done:
+            t0 = time.perf_counter()
+            summary = getattr(run, stage)()
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            state.finish(stage, summary)
+        if progress:  # after the stage: an input error raised in it prints no bar
+            progress("compress stages", i + 1, len(STAGES))
     state.complete()  # the marker: written after every other file
     return json.loads((cfg.out / "report.json").read_text())
