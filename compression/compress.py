@@ -500,7 +500,10 @@ def compress(cfg: CompressConfig, progress: Progress | None = None) -> dict[str,
     cfg.out = Path(cfg.out).expanduser()
     state = _State.open(cfg.out, cfg.recorded(), cfg.force)
     if state.data["complete"]:
-        return json.loads((cfg.out / "report.json").read_text())
+        if (cfg.out / "report.json").is_file():
+            return json.loads((cfg.out / "report.json").read_text())
+        state.done.pop("report", None)  # the report was deleted: write it again
+        state.data["complete"] = False
     source, meta, source_onnx = _check_inputs(cfg)
     torch.set_num_threads(cfg.threads)
     run = _Run(cfg, source, meta, source_onnx, state, progress)

@@ -139,7 +139,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compress a ReID model under a budget: plan, prune, distil, export, quantize,
         evaluate, report. Rerunning the same command resumes at the first unfinished stage."""
-        with friendly_errors(as_json), progress_bar(not as_json) as update:
+        # progress stays on stderr with --json too: the run takes many minutes, and stdout
+        # still carries exactly one JSON document
+        with friendly_errors(as_json), progress_bar() as update:
             try:
                 from compression.compress import CompressConfig
                 from compression.compress import compress as run
