@@ -209,7 +209,9 @@ def _pareto(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     xs = [r["img_per_s"] if measured else r["gmacs"] for r in rows]
     ys = [r["mAP"] for r in rows]
-    ax.plot(xs, ys, "o-", color="tab:blue")
+    ax.plot(xs, ys, ":", color="0.6", label="chain order", zorder=1)
+    ax.scatter(xs, ys, color="tab:blue", zorder=2)
+    ax.legend(loc="best", fontsize=8)
     for x, y, r in zip(xs, ys, rows, strict=True):
         ax.annotate(r["stage"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=9)
     if measured:
