@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
         calibration: Path | None = typer.Option(
-            None, "--calibration", help="INT8 calibration crops [default: --data's train split]."
+            None, "--calibration", help="INT8 calibration crops (default: --data's train split)."
         ),
         criterion: str = typer.Option(
             "thinet", "--criterion", help="Channel choice: thinet (with refit), l1 or l2."
