@@ -37,7 +37,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,6 @@ class CompressConfig:
     seed: int = 0
     device: str = "auto"
     force: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> CompressConfig:
         """Check every plain value (files come later); one-line ReidTraceError when wrong."""
@@ -128,6 +127,19 @@ class CompressConfig:
         if not self.ratios or any(not 0 < r < 1 for r in self.ratios):
             raise ReidTraceError(
                 f"--ratios must lie in (0, 1), got {list(self.ratios)}", hint="e.g. 0.5,0.9"
+            )
+        from compression.quantize import LAYER_TYPES, METHODS
+
+        if self.calibration_method not in METHODS:
+            raise ReidTraceError(
+                f"unknown --calibration-method {self.calibration_method!r}",
+                hint=f"choose one of {sorted(METHODS)}",
+            )
+        types = [t.strip() for t in self.fp32_types.lower().split(",") if t.strip()]
+        if types not in (["auto"], ["none"], []) and set(types) - set(LAYER_TYPES):
+            raise ReidTraceError(
+                f"unknown --fp32-types {self.fp32_types!r}",
+                hint=f"use auto, none or a comma-separated list of {', '.join(LAYER_TYPES)}",
             )
         bad = [t for t in self.distill_terms if t not in DISTILL_TERMS]
         if bad:
