@@ -383,6 +383,7 @@ class _Run:
             teacher = self.source if dcfg.uses_teacher else None
             summary = distill_finetune(student, teacher, cfg.data, run, dcfg, self.progress)
             model = summary["model"]
+            self.source.cpu()  # the teacher went to the training device; export runs on CPU
         save_checkpoint(self.out / "distilled.pt", model.cpu().eval(), epoch=int(summary["steps"]))
         return {
             "file": "distilled.pt",
