@@ -106,12 +106,15 @@ def bench_extractor(
     repeats: int = 10,
     repeats_b1: int = 30,
     warmup: int = 2,
+    torch_source: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure the rows (module docstring); ``{"rows": [...], "headline": {...}, "setup": {}}``.
 
     ``baseline``: a registry name, optionally ``NAME@HxW`` for another input size (None: no
     baseline row). ``source``: the FP32 ONNX source model (None: the bundled default).
+    ``torch_source=False`` leaves out the source's PyTorch row (only importable architectures
+    can be rebuilt from ONNX; ``reidtrace compress`` times the ONNX files alone).
     """
     for label, v in (("batch", batch), ("threads", threads), ("repeats", repeats)):
         if v < 1:
@@ -134,7 +137,8 @@ def bench_extractor(
     if baseline:
         arch, size = _parse_baseline(baseline)
         plan.append((f"{arch}_torch_fp32", lambda: _torch_baseline(arch, size, **timing)))
-    plan.append(("source_torch_fp32", lambda: _torch_source(src, **timing)))
+    if torch_source:
+        plan.append(("source_torch_fp32", lambda: _torch_source(src, **timing)))
     plan.append(("source_ort_fp32", lambda: _onnx_row("source_ort_fp32", src, **timing)))
     for name, path in models.items():
         plan.append((name, lambda name=name, path=path: _onnx_row(name, path, **timing)))

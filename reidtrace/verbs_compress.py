@@ -1,5 +1,6 @@
-"""``reidtrace quantize`` and ``bench extractor``: make the INT8 embedder and measure
-extractors side by side (``compression/``, needs the train extra: torch and onnx).
+"""``reidtrace compress``, ``quantize`` and ``bench extractor``: run the whole compression
+chain, make the INT8 embedder, and measure extractors side by side (``compression/``, needs the
+train extra: torch and onnx).
 
 Verb bodies import ``compression`` lazily, so ``reidtrace --help`` loads neither torch nor
 ONNX Runtime, and a serving install without torch gets a one-line error naming the extra.
@@ -40,8 +41,143 @@ def _source(model: str | None) -> Path:
     return path
 
 
+def _terms(spec: str) -> tuple[str, ...]:
+    key = spec.strip().lower()
+    if key == "all":
+        return ("logit", "feature", "embed", "relational")
+    if key in ("none", ""):
+        return ()
+    return tuple(t.strip() for t in key.split(",") if t.strip())
+
+
+def _ratios(spec: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(r) for r in spec.split(",") if r.strip())
+    except ValueError as err:
+        raise ReidTraceError(
+            f"cannot read --ratios {spec!r}", hint="comma-separated fractions, e.g. 0.5,0.9"
+        ) from err
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``quantize`` and ``bench extractor`` to the ``reidtrace`` app."""
+    """Add ``compress``, ``quantize`` and ``bench extractor`` to the ``reidtrace`` app."""
+
+    @app.command()
+    def compress(
+        model: str = typer.Option(
+            ...,
+            "--model",
+            help="The trained model: default (the shipped one), an ONNX export or a "
+            "`reidtrace train` checkpoint (.pt).",
+        ),
+        data: Path = typer.Option(
+            ...,
+            "--data",
+            help="Market-format folder: bounding_box_train/ for pruning samples, distillation "
+            "and calibration; query/ + bounding_box_test/ for evaluation.",
+        ),
+        budget: str = typer.Option(
+            ...,
+            "--budget",
+            help="macs=0.5 (fraction of the source's MACs), gmacs=0.1, latency=3ms (batch 1, "
+            "measured on this CPU), or 0.5x / 93M / 8ms.",
+        ),
+        out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
+        calibration: Path | None = typer.Option(
+            None, "--calibration", help="INT8 calibration crops (default: --data's train split)."
+        ),
+        criterion: str = typer.Option(
+            "thinet", "--criterion", help="Channel choice: thinet (with refit), l1 or l2."
+        ),
+        distill_iters: int = typer.Option(
+            400,
+            "--distill-iters",
+            help="Distillation batches of 32 (0 skips; 400 took 10 minutes on a quiet 2-core CPU).",
+        ),
+        distill_terms: str = typer.Option(
+            "all",
+            "--distill-terms",
+            help="all, none (plain fine-tuning) or a list of logit, feature, embed, relational.",
+        ),
+        flip: bool = typer.Option(
+            True,
+            "--flip/--no-flip",
+            help="Keep flip averaging in the exported models (2 passes a crop; see "
+            "docs/compression.md).",
+        ),
+        ratios: str = typer.Option(
+            "0.25,0.5,0.75,0.9",
+            "--ratios",
+            help="Pruning ratios each group's sensitivity is measured at.",
+        ),
+        samples: int = typer.Option(
+            32, "--samples", help="Training crops for ThiNet's refit and the sensitivity proxy."
+        ),
+        calibration_crops: int = typer.Option(
+            256, "--calibration-crops", help="INT8 calibration crops."
+        ),
+        fp32_types: str = typer.Option(
+            "auto",
+            "--fp32-types",
+            help="Layer types kept FP32 in INT8: auto (timed on this CPU), none, or a list.",
+        ),
+        calibration_method: str = typer.Option(
+            "percentile", "--calibration-method", help="INT8 ranges: percentile, minmax, entropy."
+        ),
+        bench_repeats: int = typer.Option(
+            10, "--bench-repeats", help="Timed runs per model for the report's speed (0: none)."
+        ),
+        threads: int = typer.Option(2, "--threads", help="Torch and ONNX Runtime threads."),
+        seed: int = typer.Option(0, "--seed", help="Seed of sampling and fine-tuning."),
+        device: str = typer.Option(
+            "auto", "--device", help="Distillation device: auto, cpu or cuda."
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Restart a run folder that holds other arguments."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Compress a ReID model under a budget: plan, prune, distil, export, quantize,
+        evaluate, report. Rerunning the same command resumes at the first unfinished stage."""
+        # progress stays on stderr with --json too: the run takes many minutes, and stdout
+        # still carries exactly one JSON document
+        with friendly_errors(as_json), progress_bar() as update:
+            try:
+                from compression.compress import CompressConfig
+                from compression.compress import compress as run
+            except ModuleNotFoundError as err:
+                if err.name not in ("torch", "onnx", "torch_pruning", "torchreid"):
+                    raise
+                raise _needs_extra(err) from err
+            cfg = CompressConfig(
+                model=model,
+                data=data,
+                budget=budget,
+                out=out,
+                calibration=calibration,
+                criterion=criterion.strip().lower(),
+                ratios=_ratios(ratios),
+                samples=samples,
+                distill_iters=distill_iters,
+                distill_terms=_terms(distill_terms),
+                flip=flip,
+                calibration_crops=calibration_crops,
+                fp32_types=fp32_types,
+                calibration_method=calibration_method,
+                bench_repeats=bench_repeats,
+                threads=threads,
+                seed=seed,
+                device=device,
+                force=force,
+            )
+            report = run(cfg, progress=update)
+        if as_json:
+            typer.echo(json.dumps(report, sort_keys=True))
+            return
+        from compression.chain_report import markdown
+
+        typer.echo(markdown(report))
+        typer.echo(f"wrote {out / 'model_int8.onnx'} (report: {out / 'report.md'})")
 
     @app.command()
     def quantize(

@@ -1,0 +1,177 @@
+"""``reidtrace compress``: the chain end to end through the CLI, resume, and bad inputs.
+
+The source is the registry's smallest MobileNetV2 (``mobilenetv2_x1_0_128x64``, random
+weights, as a training checkpoint) on a rendered 16-person Market folder; the flags keep every
+stage to seconds (one sensitivity ratio, L2 channel choice, 2 distillation batches, MinMax
+calibration on 8 crops, one timed run a model).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+
+from compression.compress import STAGES, normalize_budget  # noqa: E402
+from compression.plan import CompressionPlan  # noqa: E402
+from tests.cli_helpers import one_line_error, run  # noqa: E402
+
+ARCH = "mobilenetv2_x1_0_128x64"
+FAST = [
+    "--ratios", "0.9", "--criterion", "l2", "--samples", "4", "--distill-iters", "2",
+    "--calibration-crops", "8", "--calibration-method", "minmax", "--fp32-types",
+    "depthwise_conv", "--bench-repeats", "1", "--threads", "1",
+]  # fmt: skip
+REPORT_KEYS = {
+    "format", "version", "args", "flip", "plan", "distill", "quantization", "rows", "summary",
+    "speed", "stage_seconds", "files",
+}  # fmt: skip
+ROW_KEYS = {
+    "stage", "file", "precision", "passes", "gmacs", "params_m", "size_mb", "mAP", "rank1",
+    "img_per_s", "latency_ms_b1",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(Market folder with 8 training identities, checkpoint of the small MobileNetV2)."""
+    from reid.models import create_model, save_checkpoint
+    from reid.synth.crops import CropsConfig, generate_crops
+
+    root = tmp_path_factory.mktemp("compress")
+    generate_crops(
+        root, CropsConfig(seed=0, cameras=3, identities=16, images_per_camera=4), workers=1
+    )
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(root / "mnv2.pt", create_model(ARCH), epoch=0)
+    return root / "market", ckpt
+
+
+def _argv(model: Path | str, data: Path, out: Path, budget: str = "macs=0.5") -> list[str]:
+    return ["compress", "--model", str(model), "--data", str(data), "--budget", budget,
+            "--out", str(out), *FAST]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("given", "want"),
+    [("macs=0.5", "0.5x"), ("gmacs=0.1", "0.1G"), ("mmacs=90", "90M"), ("latency=3ms", "3ms"),
+     ("latency=3", "3ms"), ("0.25x", "0.25x"), ("93M", "93M")],
+)  # fmt: skip
+def test_budget_specs_map_to_the_search_syntax(given: str, want: str) -> None:
+    assert normalize_budget(given) == want
+
+
+def test_chain_runs_resumes_and_refuses_other_arguments(world, tmp_path, capsys, monkeypatch):
+    import compression.compress as cc
+    import compression.distill as distill
+
+    data, ckpt = world
+    out = tmp_path / "run"
+    argv = _argv(ckpt, data, out)
+
+    # 1. killed in the evaluate stage: the earlier stages are recorded, nothing looks finished
+    def killed(self):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(cc._Run, "evaluate", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(argv, capsys)
+    capsys.readouterr()
+    state = json.loads((out / "stages.json").read_text())
+    assert list(state["stages"]) == ["plan", "prune", "distill", "export", "quantize"]
+    assert state["complete"] is False
+    assert not (out / "report.json").exists()
+    monkeypatch.undo()
+
+    # 2. the same command resumes at evaluate: the finished stages must not run again
+    def redone(*_a, **_k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(cc, "search_plan", redone)
+    monkeypatch.setattr(cc, "prune_model", redone)
+    monkeypatch.setattr(distill, "distill_finetune", redone)
+    code, stdout, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert set(report) >= REPORT_KEYS
+    assert [r["stage"] for r in report["rows"]] == ["source", "pruned", "distilled", "int8"]
+    for row in report["rows"]:
+        assert set(row) >= ROW_KEYS
+        assert 0 <= row["mAP"] <= 100 and row["img_per_s"] > 0
+    for name in ("model_int8.onnx", "plan.json", "report.md", "report.json", "pareto.png"):
+        assert (out / name).is_file(), name
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "stages.json").read_text())["complete"] is True
+    assert list(json.loads((out / "stages.json").read_text())["stages"]) == list(STAGES)
+
+    # the plan keeps the budget, and its precision is what the quantizer kept in FP32
+    plan = CompressionPlan.load(out / "plan.json")
+    assert plan.macs <= 0.5 * plan.base_macs
+    assert report["plan"]["macs"] == plan.macs
+    kinds = {r.kind: {x.precision for x in plan.layers if x.kind == r.kind} for r in plan.layers}
+    assert kinds["depthwise"] == {"fp32"} and kinds["conv"] == {"int8"}
+    assert report["quantization"]["fp32_types"] == ["depthwise_conv"]
+    # the pruned checkpoint really has the planned cost
+    from compression.prune import count_macs
+    from reid.models import load_checkpoint
+
+    assert count_macs(load_checkpoint(out / "pruned.pt")[0]) == plan.macs
+
+    # the INT8 file is a servable embedder: `reidtrace evaluate --model` scores it as the run did
+    code, stdout, err = run(["evaluate", "--model", str(out / "model_int8.onnx"), "--data",
+                             str(data), "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["mAP"] == pytest.approx(report["rows"][-1]["mAP"], abs=0.01)
+
+    # 3. a finished folder: the same command returns its report; other arguments are refused
+    code, stdout, _ = run([*argv, "--json"], capsys)
+    assert code == 0 and json.loads(stdout) == report
+    code, _, err = run(_argv(ckpt, data, out, budget="macs=0.4"), capsys)
+    one_line_error(code, err, "other arguments")
+
+
+def test_unknown_architecture_is_one_line(world, tmp_path, capsys) -> None:
+    from reid.models.weights import CHECKPOINT_FORMAT
+
+    data, _ = world
+    bad = tmp_path / "alien.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "arch": "alien_net",
+                "num_classes": 1, "state_dict": {}}, bad)  # fmt: skip
+    out = tmp_path / "run"
+    code, _, err = run(_argv(bad, data, out), capsys)
+    one_line_error(code, err, "alien_net")
+    assert not out.exists()
+
+
+def test_impossible_budget_writes_nothing(world, tmp_path, capsys) -> None:
+    data, ckpt = world
+    out = tmp_path / "run"
+    code, _, err = run(_argv(ckpt, data, out, budget="macs=0.01"), capsys)
+    one_line_error(code, err, "below what pruning can reach")
+    assert not out.exists()
+
+
+def test_empty_calibration_folder_is_one_line(world, tmp_path, capsys) -> None:
+    data, ckpt = world
+    empty = tmp_path / "calib"
+    empty.mkdir()
+    out = tmp_path / "run"
+    code, _, err = run([*_argv(ckpt, data, out), "--calibration", str(empty)], capsys)
+    one_line_error(code, err, "no calibration images")
+    assert not out.exists()
+
+
+def test_missing_data_split_is_one_line(world, tmp_path, capsys) -> None:
+    data, ckpt = world
+    partial = tmp_path / "market"
+    shutil.copytree(data / "bounding_box_train", partial / "bounding_box_train")
+    shutil.copytree(data / "bounding_box_test", partial / "bounding_box_test")
+    out = tmp_path / "run"
+    code, _, err = run(_argv(ckpt, partial, out), capsys)
+    one_line_error(code, err, "query")
+    assert not out.exists()
