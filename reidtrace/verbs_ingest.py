@@ -104,6 +104,12 @@ def register(app: typer.Typer) -> None:
             help="Join a track that breaks to the track that continues it (default: the "
             "detector's tracking profile, docs/tracking.md).",
         ),
+        min_track_score: float | None = typer.Option(
+            None,
+            help="Store a track's boxes only while the mean detector confidence of its boxes "
+            "reaches this (default: the detector's tracking profile, YOLOX-Nano 0.5; 0 = off; "
+            "docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -119,7 +125,7 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             zones = parse_zones(zone)
-            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch) | {
+            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch, min_track_score) | {
                 k: v
                 for k, v in (
                     ("appearance", appearance),
@@ -256,6 +262,7 @@ def register(app: typer.Typer) -> None:
         stitch: bool | None = typer.Option(
             None, "--stitch/--no-stitch", help="With --mot: as for ingest."
         ),
+        min_track_score: float | None = typer.Option(None, help="With --mot: as for ingest."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Score stored tracks against ground truth: a synthetic world (MOTA, IDF1, ID switches)
@@ -267,7 +274,7 @@ def register(app: typer.Typer) -> None:
                 raise ReidTraceError(
                     "give either --world or --mot", hint="e.g. --mot data/TUD-Stadtmitte"
                 )
-            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch)
+            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch, min_track_score)
             if world is not None and settings:
                 raise ReidTraceError(
                     f"--{next(iter(settings)).replace('_', '-')} goes with --mot",
@@ -502,10 +509,12 @@ def _tracking_settings(
     max_gap: int | None,
     clutter: str | None,
     stitch: bool | None,
+    min_track_score: float | None = None,
 ) -> dict[str, Any]:
     """The ingest settings the user gave (``ingest``, ``evaluate-tracking --mot``): only
     these override the detector's tracking profile."""
-    given = {"detector": detector, "max_gap": max_gap, "clutter": clutter, "stitch": stitch}
+    given = {"detector": detector, "max_gap": max_gap, "clutter": clutter, "stitch": stitch,
+             "min_track_score": min_track_score}  # fmt: skip
     settings = {k: v for k, v in given.items() if v is not None}
     if low_score is not None:
         settings["low_score"] = low_score or None  # 0 = one stage
