@@ -95,6 +95,15 @@ SETTINGS: list[tuple[str, dict[str, Any]]] = [
     ("stitch, stitch_speed 0.2", {"stitch": True, "stitch_speed": 0.2}),
     ("stitch, stitch_shape 1.5", {"stitch": True, "stitch_shape": 1.5}),
     ("stitch, stitch_shape 2.5", {"stitch": True, "stitch_shape": 2.5}),
+    # track score (issue 21, 2026-12-07): YOLOX-Nano's profile has 0.5, NanoDet's none
+    ("min_track_score 0 (off)", {"min_track_score": 0.0}),
+    ("min_track_score 0.35", {"min_track_score": 0.35}),
+    ("min_track_score 0.4", {"min_track_score": 0.4}),
+    ("min_track_score 0.42", {"min_track_score": 0.42}),
+    ("min_track_score 0.45", {"min_track_score": 0.45}),
+    ("min_track_score 0.5", {"min_track_score": 0.5}),
+    ("min_track_score 0.55", {"min_track_score": 0.55}),
+    ("min_track_score 0.6", {"min_track_score": 0.6}),
     # combinations of the single changes that helped both real and synthetic footage
     ("combo: one stage + n_init 5", {"low_score": None, "n_init": 5}),
     ("combo: low_score 0.25 + n_init 5", {"low_score": 0.25, "n_init": 5}),
@@ -184,6 +193,8 @@ class Video:
             if len(tracked):
                 rows.append(tracked)
         hyp = Detections.merge(rows) if rows else Detections.empty()
+        if hyp.track_id is None:  # no track at all (e.g. every track under min_track_score)
+            hyp.track_id = np.zeros(0, np.int64)
         return self.score_zones.keep(self.source.zones.keep(_in_frames(hyp, self.frames)))
 
 

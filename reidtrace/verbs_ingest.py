@@ -104,6 +104,18 @@ def register(app: typer.Typer) -> None:
             help="Join a track that breaks to the track that continues it (default: the "
             "detector's tracking profile, docs/tracking.md).",
         ),
+        min_track_score: float | None = typer.Option(
+            None,
+            help="Store a track's boxes only while the mean detector confidence of its boxes "
+            "reaches this (default: the detector's tracking profile, YOLOX-Nano 0.5; 0 = off; "
+            "docs/tracking.md).",
+        ),
+        detector_input: str | None = typer.Option(
+            None,
+            help="Network input HxW for a resizable detector (YOLOX-Nano), e.g. 480x640, "
+            "multiples of 32 (default: per camera, its native size within 384x480 pixels; "
+            "docs/tracking.md).",
+        ),
         market: bool = typer.Option(
             False, "--market", help="PATHS are Market-1501-format folders of crops, not footage."
         ),
@@ -119,7 +131,15 @@ def register(app: typer.Typer) -> None:
         with friendly_errors(as_json):
             s = load_settings()
             zones = parse_zones(zone)
-            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch) | {
+            settings = _tracking_settings(
+                low_score,
+                detector=detector,
+                max_gap=max_gap,
+                clutter=clutter,
+                stitch=stitch,
+                min_track_score=min_track_score,
+                detector_input=detector_input,
+            ) | {
                 k: v
                 for k, v in (
                     ("appearance", appearance),
@@ -256,6 +276,8 @@ def register(app: typer.Typer) -> None:
         stitch: bool | None = typer.Option(
             None, "--stitch/--no-stitch", help="With --mot: as for ingest."
         ),
+        min_track_score: float | None = typer.Option(None, help="With --mot: as for ingest."),
+        detector_input: str | None = typer.Option(None, help="With --mot: as for ingest."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Score stored tracks against ground truth: a synthetic world (MOTA, IDF1, ID switches)
@@ -267,7 +289,15 @@ def register(app: typer.Typer) -> None:
                 raise ReidTraceError(
                     "give either --world or --mot", hint="e.g. --mot data/TUD-Stadtmitte"
                 )
-            settings = _tracking_settings(detector, low_score, max_gap, clutter, stitch)
+            settings = _tracking_settings(
+                low_score,
+                detector=detector,
+                max_gap=max_gap,
+                clutter=clutter,
+                stitch=stitch,
+                min_track_score=min_track_score,
+                detector_input=detector_input,
+            )
             if world is not None and settings:
                 raise ReidTraceError(
                     f"--{next(iter(settings)).replace('_', '-')} goes with --mot",
@@ -496,17 +526,25 @@ def _evaluate_mot(
         )
 
 
-def _tracking_settings(
-    detector: str | None,
-    low_score: float | None,
-    max_gap: int | None,
-    clutter: str | None,
-    stitch: bool | None,
-) -> dict[str, Any]:
+def _tracking_settings(low_score: float | None, **given: Any) -> dict[str, Any]:
     """The ingest settings the user gave (``ingest``, ``evaluate-tracking --mot``): only
-    these override the detector's tracking profile."""
-    given = {"detector": detector, "max_gap": max_gap, "clutter": clutter, "stitch": stitch}
+    these override the detector's tracking profile. ``given``: ``detector``, the tracker
+    flags by setting name, and ``detector_input`` ("HxW")."""
+    size = given.pop("detector_input", None)
     settings = {k: v for k, v in given.items() if v is not None}
     if low_score is not None:
         settings["low_score"] = low_score or None  # 0 = one stage
+    if size is not None:
+        settings["detector_options"] = {"input_size": _input_size(size)}
     return settings
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """``"480x640"`` -> (480, 640): a detector's network input, height by width."""
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 and int(p) % 32 == 0 for p in parts):
+        raise ReidTraceError(
+            f"--detector-input must be HEIGHTxWIDTH in multiples of 32, got {text!r}",
+            hint="e.g. 480x640; leave it out for each camera's own size",
+        )
+    return int(parts[0]), int(parts[1])

@@ -83,6 +83,8 @@ class Track:
     box: int | None = None  # index of this frame's matched box (reset by predict)
     origin: np.ndarray | None = None  # first box's centre x, y and height (float64)
     moved: bool = False  # the box centre left its first box (see reid.track.clutter)
+    score_sum: float = 0.0  # detector confidence summed over the track's boxes (track score)
+    score_n: int = 0  # boxes in that sum
 
 
 @dataclass
@@ -95,6 +97,7 @@ class _Box:
     overlapped: bool = False
     ground: GroundState | None = None
     scenery: bool = False  # on a place the clutter map learned is scenery
+    score: float = 0.0  # the detector's confidence
 
     def xyah(self) -> np.ndarray:
         return kalman.to_xyah(self.ltwh)
@@ -240,7 +243,7 @@ class DeepSortTracker:
         if weak:
             self._second_stage(weak, dets.xyxy)
         if self.config.stitch:
-            self._stitch(int(dets.frame_idx[0]) if len(dets) else None)
+            self._stitch(dets)
         if self.clutter is not None and len(dets):
             brought = np.zeros(len(dets), bool)
             for t in self.tracks:
@@ -263,6 +266,7 @@ class DeepSortTracker:
                 ltwh=np.asarray([float(x0), float(y0), w, h], dtype=np.float32),
                 feature=np.asarray(dets.embedding[i], dtype=np.float32),
                 overlapped=i in covered,
+                score=float(dets.confidence[i]),
             )
             if ground is not None and np.isfinite(ground[0][i]).all():
                 box.ground = (ground[0][i], ground[1][i])
@@ -298,6 +302,8 @@ class DeepSortTracker:
         if not box.overlapped or not t.features:  # an overlapped box looks partly like another
             t.features.append(box.feature)
         t.box = box.index
+        t.score_sum += box.score
+        t.score_n += 1
         t.hits += 1
         t.since_update = 0
         if t.status == TENTATIVE and t.hits >= self.config.n_init:
@@ -311,7 +317,8 @@ class DeepSortTracker:
 
     def _start(self, box: _Box) -> None:
         mean, cov = kalman.initiate(box.xyah())
-        t = Track(tid=self.next_tid, mean=mean, cov=cov, features=[box.feature], box=box.index)
+        t = Track(tid=self.next_tid, mean=mean, cov=cov, features=[box.feature], box=box.index,
+                  score_sum=box.score, score_n=1)  # fmt: skip
         x, y, _, h = box.xyah()
         t.origin = np.array([x, y, h], np.float64)
         if box.ground is not None and self._motion is not None:
@@ -432,7 +439,7 @@ class DeepSortTracker:
 
     # -- stitching --------------------------------------------------------------------------
 
-    def _stitch(self, frame: int | None) -> None:
+    def _stitch(self, dets: Detections) -> None:
         """Tracks confirmed in this frame continue lost tracks they can only be the rest of.
 
         Online, so ingestion stores nothing to relabel later: a lost track is still alive (at
@@ -443,10 +450,11 @@ class DeepSortTracker:
         before the new track's first box (two people seen at once are never joined); the
         Hungarian pairing uses the appearance distance plus the motion distance in units of
         the allowed reach."""
-        if frame is None:
+        if not len(dets):
             return
+        frame = int(dets.frame_idx[0])
         new = [t for t in self.tracks if t.status == CONFIRMED and t.tid not in self.track_no
-               and t.since_update == 0]  # fmt: skip
+               and t.since_update == 0 and self._trusted(t)]  # fmt: skip
         lost = [t for t in self.tracks if t.status == CONFIRMED and t.since_update >= 1
                 and t.tid in self.track_no and t.tid in self.last]  # fmt: skip
         if not new or not lost:
@@ -492,11 +500,20 @@ class DeepSortTracker:
             rows = np.concatenate([self.gallery[old.tid], mine])
             self.gallery[t.tid] = rows if cfg.nn_budget is None else rows[-cfg.nn_budget :]
             t.origin, t.moved = old.origin, old.moved or t.moved
+            t.score_sum, t.score_n = t.score_sum + old.score_sum, t.score_n + old.score_n
             gone.add(old.tid)
             del self.gallery[old.tid]
         self.tracks = [t for t in self.tracks if t.tid not in gone]
 
     # -- output ------------------------------------------------------------------------------
+
+    def _trusted(self, t: Track) -> bool:
+        """Whether a confirmed track's boxes may be emitted now: the mean detector confidence of
+        all its boxes so far reaches ``min_track_score``. Boxes of a track under it are held
+        (``pending``) and emitted, gaps filled, once it is back over it, or dropped if it dies
+        first: a track that stays weak is mostly scenery or far clutter."""
+        floor = self.config.min_track_score
+        return floor <= 0 or t.score_sum >= floor * max(t.score_n, 1)
 
     def _fill_gap(self, tid: int, one: Detections) -> Detections | None:
         """Boxes for the frames a confirmed track missed before ``one`` (linear, confidence 0)."""
@@ -522,7 +539,7 @@ class DeepSortTracker:
             if t.since_update != 0 or t.box is None:
                 continue  # not matched to a box this frame
             one = dets[np.array([t.box])]
-            if t.status != CONFIRMED:
+            if t.status != CONFIRMED or not self._trusted(t):
                 self.pending.setdefault(t.tid, []).append(one)
                 continue
             no = self.track_no.setdefault(t.tid, len(self.track_no) + 1)

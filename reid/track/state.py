@@ -101,6 +101,8 @@ def pack_tracker(s: TrackerState) -> Arrays:
         "t.has_ground": np.array([x.ground is not None for x in t], bool),
         "t.origin": np.array([_origin(x) for x in t], np.float64).reshape(-1, 3),
         "t.moved": np.array([x.moved for x in t], bool),
+        "t.score_sum": np.array([x.score_sum for x in t], np.float64),
+        "t.score_n": np.array([x.score_n for x in t], np.int64),
         "t.ground_mean": np.array([_ground(x)[0] for x in t], np.float64).reshape(-1, 4),
         "t.ground_cov": np.array([_ground(x)[1] for x in t], np.float64).reshape(-1, 4, 4),
         "g.tid": np.array(list(s.gallery), np.int64),
@@ -130,6 +132,8 @@ def _ground(track: Any) -> tuple[np.ndarray, np.ndarray]:
 def unpack_tracker(a: Arrays, track_cls: type) -> TrackerState:
     """Named arrays -> ``TrackerState``; ``track_cls`` builds each track from its fields."""
     features = unragged(a["t.features.rows"], a["t.features.count"])
+    n = len(a["t.tid"])  # checkpoints written before the track score have no score arrays
+    score_sum, score_n = a.get("t.score_sum", np.zeros(n)), a.get("t.score_n", np.zeros(n, int))
     tracks = []
     for i, tid in enumerate(a["t.tid"].tolist()):
         hits, age, since, status = a["t.counts"][i].tolist()
@@ -149,6 +153,8 @@ def unpack_tracker(a: Arrays, track_cls: type) -> TrackerState:
                 else None,
                 origin=None if np.isnan(a["t.origin"][i]).any() else a["t.origin"][i].copy(),
                 moved=bool(a["t.moved"][i]),
+                score_sum=float(score_sum[i]),
+                score_n=int(score_n[i]),
             )
         )
     galleries = unragged(a["g.rows"], a["g.count"])

@@ -131,6 +131,9 @@ def test_bad_sequences_and_ranges(tmp_path, sequence) -> None:
         (["--zone", "include:0,0 1,1"], "at least 3"),
         (["--zone", "inside:0,0 1,0 1,1"], "must start with include"),
         (["--world", "x"], "either --world or --mot"),
+        (["--detector-input", "480x650"], "multiples of 32"),
+        (["--detector-input", "640"], "multiples of 32"),
+        (["--min-track-score", "1.5"], "min_track_score"),
     ],
 )
 def test_cli_errors_are_one_line(extra, needle, sequence, tmp_path, monkeypatch, capsys):
@@ -265,12 +268,14 @@ def test_cli_tracking_knobs_reach_the_config(sequence, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(evaluate, "evaluate_mot", fake)
     monkeypatch.setenv("REIDTRACE_HOME", str(tmp_path / "home"))
-    args = ["--detector", "hog", "--low-score", "0", "--max-gap", "4", "--stitch", "--json"]
+    args = ["--detector", "hog", "--low-score", "0", "--max-gap", "4", "--stitch", "--json",
+            "--min-track-score", "0.45", "--detector-input", "480x640"]  # fmt: skip
     code, _, _ = run(["evaluate-tracking", "--mot", str(sequence), *args], capsys)
     cfg = seen["cfg"]
     assert code == 0 and cfg.detector == "hog" and cfg.low_score is None
-    assert cfg.tracker.max_gap == 4 and cfg.tracker.stitch
-    assert {"low_score", "max_gap", "stitch"} <= cfg.explicit
+    assert cfg.tracker.max_gap == 4 and cfg.tracker.stitch and cfg.tracker.min_track_score == 0.45
+    assert {"low_score", "max_gap", "stitch", "min_track_score"} <= cfg.explicit
+    assert cfg.detector_options == {"input_size": (480, 640)}
     code, _, err = run(
         ["evaluate-tracking", "--world", str(tmp_path), "--low-score", "0.2"], capsys
     )

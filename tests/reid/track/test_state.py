@@ -96,6 +96,7 @@ def _saved(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         {"high_score": 0.5, "ground_cue": True, "homography": H_IMG_TO_GROUND, "image_height": 240},
         {"max_gap": 0, "overlap_cover": 1.0, "nn_budget": None},
         {"high_score": 0.5, "clutter": "all", "clutter_frames": 10},
+        {"high_score": 0.2, "min_track_score": 0.6, "stitch": True},
     ],
 )
 def test_a_state_saved_mid_stream_continues_exactly(settings: dict) -> None:
