@@ -185,11 +185,19 @@ class IndexSpec:
     max_train: int = 0  # training vectors (IVF, PQ, PCA); 0 = none needed
     knob2: str = ""  # e.g. "k_factor"; "" = one knob
     values2: tuple[int, ...] = ()
+    build_params: str = ""  # knobs set before adding, e.g. "efConstruction=80"
+
+    @property
+    def slug(self) -> str:
+        """The index's file name part in the cache (factory and build knobs)."""
+        tail = f"_{self.build_params}" if self.build_params else ""
+        return (self.factory + tail).replace(",", "_").replace("=", "")
 
     def settings(self) -> list[list[str]]:
         """The sweep: one list of knob settings per value of ``knob2``, cheapest first."""
         seconds = [f",{self.knob2}={v}" for v in self.values2] if self.knob2 else [""]
-        return [[f"{self.knob}={v}{tail}" for v in self.values] for tail in seconds]
+        head = f"{self.build_params}," if self.build_params else ""
+        return [[f"{head}{self.knob}={v}{tail}" for v in self.values] for tail in seconds]
 
 
 def _nlist(n: int) -> int:
@@ -203,6 +211,7 @@ def _nlist(n: int) -> int:
 
 REFINE_DIMS = 256
 PCA_TRAIN = 100_000  # training vectors for the PCA of the re-ranked index
+REFINE_EF_CONSTRUCTION = 80  # FAISS's default 40 builds a graph that misses neighbours at 1M
 
 
 def default_specs(n: int, dim: int) -> list[IndexSpec]:
@@ -223,14 +232,15 @@ def default_specs(n: int, dim: int) -> list[IndexSpec]:
         name = f"PCA{REFINE_DIMS},HNSW32,RFlat"
         out.append(
             IndexSpec(
-                name,
+                f"{name} efC{REFINE_EF_CONSTRUCTION}",
                 f"IDMap2,{name}",
                 "refine",
                 "efSearch",
-                ef,
+                (*ef, 768, 1024),
                 min(n, PCA_TRAIN),
                 "k_factor",
-                (1, 2, 4, 8),
+                (1, 2, 4),
+                f"efConstruction={REFINE_EF_CONSTRUCTION}",
             )
         )
     if train >= 39 * 256:  # PQ's 256-centroid codebooks need that many (FAISS prints otherwise)
@@ -299,7 +309,7 @@ def _row(
 
 
 def _index_path(spec: IndexSpec, cache: Path, key: str) -> Path:
-    return cache / f"index_{key}_{spec.factory.replace(',', '_')}.faiss"
+    return cache / f"index_{key}_{spec.slug}.faiss"
 
 
 def _built_index(
@@ -318,7 +328,7 @@ def _built_index(
         return FaissIndex.load(path, check_hash=False), path.stat().st_size, meta["build_s"], True
     faiss.omp_set_num_threads(threads)
     t0 = time.perf_counter()
-    index = FaissIndex(dim, factory=spec.factory)
+    index = FaissIndex(dim, factory=spec.factory, search_params=spec.build_params)
     if not index.is_trained:
         pick = np.sort(np.random.default_rng(1).choice(n, min(n, spec.max_train), replace=False))
         index.train(np.asarray(gallery[pick]))
