@@ -244,7 +244,9 @@ def test_the_pca_keeps_inner_products_by_not_centring() -> None:
     want = exact.search(queries, 10)[1]
 
     def recall(found: np.ndarray) -> float:
-        return float(np.mean([len(np.intersect1d(f, w)) / 10 for f, w in zip(found, want)]))
+        return float(
+            np.mean([len(np.intersect1d(f, w)) / 10 for f, w in zip(found, want, strict=True)])
+        )
 
     ours = FaissIndex(64, factory="IDMap2,PCA24,Flat")
     ours.train(gallery)
@@ -252,8 +254,9 @@ def test_the_pca_keeps_inner_products_by_not_centring() -> None:
     centred = faiss.index_factory(64, "IDMap2,PCA24,Flat", faiss.METRIC_INNER_PRODUCT)
     centred.train(gallery)
     centred.add_with_ids(gallery, ids)
-    ours_recall, centred_recall = recall(ours.search(queries, 10)[1]), recall(
-        centred.search(queries, 10)[1]
+    ours_recall, centred_recall = (
+        recall(ours.search(queries, 10)[1]),
+        recall(centred.search(queries, 10)[1]),
     )
     assert ours_recall >= 0.99 and centred_recall < 0.6, (ours_recall, centred_recall)
 
