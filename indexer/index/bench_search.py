@@ -173,8 +173,7 @@ class IndexSpec:
     """One index to measure: a FAISS factory and the search knob swept to reach the target.
 
     ``knob2``/``values2`` name a second knob (``k_factor`` of a re-ranked index): ``knob`` is
-    swept for each of its values, and of the settings that reach the target the one with the
-    fastest single queries is kept (a larger ``k_factor`` lets a smaller ``efSearch`` do).
+    swept for each of its values (a larger ``k_factor`` may let a smaller ``efSearch`` do).
     """
 
     name: str
@@ -343,42 +342,29 @@ def _built_index(
     return index, path.stat().st_size, build_s, False
 
 
-PROBE_QUERIES = 200  # single queries that decide between two-knob settings reaching the target
-
-
 def _tune(
     index: FaissIndex, spec: IndexSpec, queries: np.ndarray, truth: np.ndarray, target: float
 ) -> tuple[str, float]:
     """The knob setting to measure and its recall@10: per value of ``spec.knob2``, the smallest
-    ``spec.knob`` reaching ``target``; of those, the fastest on single queries (one thread);
-    when none reaches it, the best recall seen."""
+    ``spec.knob`` reaching ``target``; of those, the one with the smallest ``knob`` (the cost
+    driver: ``efSearch`` is how much graph a query walks, ``k_factor`` only how many full
+    vectors it re-reads), then the smallest ``knob2``; when none reaches it, the best recall.
+    Chosen from recall alone, so the choice does not depend on the machine's load."""
     best = ("", -1.0)
-    reached: list[tuple[str, float]] = []
-    for sweep in spec.settings():
-        for params in sweep:
+    reached: list[tuple[int, int, str, float]] = []
+    for second, sweep in zip(spec.values2 or (0,), spec.settings(), strict=True):
+        for value, params in zip(spec.values, sweep, strict=True):
             index.set_search_params(params)
             _, found = index.search(queries, 10)
             recall = _recall(found, truth)
             if recall > best[1]:
                 best = (params, recall)
             if recall >= target:
-                reached.append((params, recall))
+                reached.append((value, second, params, recall))
                 break
-    if not reached:
-        index.set_search_params(best[0])
-        return best
-    if len(reached) > 1:
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        probe = queries[:PROBE_QUERIES]
-        cost = []
-        for params, _ in reached:
-            index.set_search_params(params)
-            cost.append(np.median(_latencies_ms(lambda q: index.search(q, 10), probe)))
-        faiss.omp_set_num_threads(threads)
-        reached = [reached[int(np.argmin(cost))]]
-    index.set_search_params(reached[0][0])
-    return reached[0]
+    chosen = min(reached)[2:] if reached else best
+    index.set_search_params(chosen[0])
+    return chosen
 
 
 KINDS = ("hnsw", "ivf", "ivfpq", "refine")
