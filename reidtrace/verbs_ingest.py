@@ -391,10 +391,19 @@ def register(app: typer.Typer) -> None:
         queries: int = typer.Option(1000, help="Held-out queries (recall and latency)."),
         threads: int = typer.Option(2, help="FAISS threads to build and sweep (latency: 1)."),
         indexes: str = typer.Option(
-            "hnsw,ivf,ivfpq", help="Approximate indexes besides exact search: hnsw, ivf, ivfpq."
+            "hnsw,ivf,ivfpq,refine",
+            help="Approximate indexes besides exact search: hnsw, ivf, ivfpq, refine "
+            "(PCA256,HNSW32 re-ranked on the full vectors).",
         ),
         cache: Path | None = typer.Option(
-            None, help="Keep generated vectors and built indexes here and reuse them."
+            None,
+            help="Keep generated vectors, built indexes and exact results here and reuse them.",
+        ),
+        build: bool = typer.Option(
+            True,
+            "--build/--no-build",
+            help="--no-build: measure only the indexes already in --cache (a rerun that only "
+            "queries).",
         ),
         contacts: int = typer.Option(
             1_000_000, help="Tracks of the synthetic store for the contacts rows (0 = none)."
@@ -406,8 +415,9 @@ def register(app: typer.Typer) -> None:
             help="A PostgreSQL server (admin URL) for the contacts row; '' = SQLite only.",
         ),
     ) -> None:
-        """Exact vs approximate vector search (Flat, HNSW, IVF-Flat, IVF-PQ) and the vector
-        database on synthetic ReID embeddings of the bundled model's size: recall@10 against
+        """Exact vs approximate vector search (Flat, HNSW, IVF-Flat, IVF-PQ, PCA + HNSW
+        re-ranked) and the vector database on synthetic ReID embeddings of the bundled model's
+        size: recall@10 against
         exact search, single-query p50/p99 latency, memory, build time; then the contacts
         query over a synthetic store of --contacts tracks in SQLite and PostgreSQL."""
         import tempfile
@@ -443,6 +453,7 @@ def register(app: typer.Typer) -> None:
                     extra_backends=(qdrant_row,),
                     cache=cache,
                     threads=threads,
+                    build=build,
                     progress=update,
                 )
             )

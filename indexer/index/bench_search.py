@@ -170,14 +170,33 @@ def synthetic_embeddings(
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """One index to measure: a FAISS factory and the search knob swept to reach the target."""
+    """One index to measure: a FAISS factory and the search knob swept to reach the target.
+
+    ``knob2``/``values2`` name a second knob (``k_factor`` of a re-ranked index): ``knob`` is
+    swept for each of its values (a larger ``k_factor`` may let a smaller ``efSearch`` do).
+    """
 
     name: str
     factory: str
-    kind: str = "exact"  # "exact", "hnsw", "ivf", "ivfpq": what --indexes picks
+    kind: str = "exact"  # "exact", "hnsw", "ivf", "ivfpq", "refine": what --indexes picks
     knob: str = ""  # "nprobe" / "efSearch"; "" = nothing to tune (exact)
     values: tuple[int, ...] = ()
-    max_train: int = 0  # training vectors (IVF, PQ); 0 = none needed
+    max_train: int = 0  # training vectors (IVF, PQ, PCA); 0 = none needed
+    knob2: str = ""  # e.g. "k_factor"; "" = one knob
+    values2: tuple[int, ...] = ()
+    build_params: str = ""  # knobs set before adding, e.g. "efConstruction=80"
+
+    @property
+    def slug(self) -> str:
+        """The index's file name part in the cache (factory and build knobs)."""
+        tail = f"_{self.build_params}" if self.build_params else ""
+        return (self.factory + tail).replace(",", "_").replace("=", "")
+
+    def settings(self) -> list[list[str]]:
+        """The sweep: one list of knob settings per value of ``knob2``, cheapest first."""
+        seconds = [f",{self.knob2}={v}" for v in self.values2] if self.knob2 else [""]
+        head = f"{self.build_params}," if self.build_params else ""
+        return [[f"{head}{self.knob}={v}{tail}" for v in self.values] for tail in seconds]
 
 
 def _nlist(n: int) -> int:
@@ -189,17 +208,40 @@ def _nlist(n: int) -> int:
     return max(1, lists)
 
 
+REFINE_DIMS = 256
+PCA_TRAIN = 100_000  # training vectors for the PCA of the re-ranked index
+REFINE_EF_CONSTRUCTION = 80  # FAISS's default 40 builds a graph that misses neighbours at 1M
+
+
 def default_specs(n: int, dim: int) -> list[IndexSpec]:
     """Exact search and the approximate indexes worth comparing at ``n`` vectors of ``dim``."""
     lists = _nlist(n)
     train = min(n, 40 * lists)
     probes = tuple(p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p <= lists)
     pq = next(m for m in (160, 128, 80, 64, 32, 16, 8, 4, 2, 1) if dim % m == 0 and m <= dim)
+    ef = (16, 32, 64, 128, 256, 512)
     out = [
         IndexSpec("exact (Flat)", "IDMap2,Flat"),
-        IndexSpec("HNSW32", "IDMap2,HNSW32", "hnsw", "efSearch", (16, 32, 64, 128, 256, 512)),
+        IndexSpec("HNSW32", "IDMap2,HNSW32", "hnsw", "efSearch", ef),
         IndexSpec(f"IVF{lists},Flat", f"IVF{lists},Flat", "ivf", "nprobe", probes, train),
     ]
+    if dim > REFINE_DIMS and n > REFINE_DIMS:
+        # the embeddings are low-rank: walk the graph in REFINE_DIMS PCA dimensions, re-rank
+        # k_factor x k candidates exactly on the full vectors (",RFlat")
+        name = f"PCA{REFINE_DIMS},HNSW32,RFlat"
+        out.append(
+            IndexSpec(
+                f"{name} efC{REFINE_EF_CONSTRUCTION}",
+                f"IDMap2,{name}",
+                "refine",
+                "efSearch",
+                (*ef, 768, 1024),
+                min(n, PCA_TRAIN),
+                "k_factor",
+                (1, 2, 4),
+                f"efConstruction={REFINE_EF_CONSTRUCTION}",
+            )
+        )
     if train >= 39 * 256:  # PQ's 256-centroid codebooks need that many (FAISS prints otherwise)
         # "np": no polysemous training (FAISS's default for PQ; minutes per codebook at 1280-d)
         name = f"IVF{lists},PQ{pq}"
@@ -265,6 +307,10 @@ def _row(
     }
 
 
+def _index_path(spec: IndexSpec, cache: Path, key: str) -> Path:
+    return cache / f"index_{key}_{spec.slug}.faiss"
+
+
 def _built_index(
     spec: IndexSpec,
     gallery: np.ndarray,
@@ -275,14 +321,13 @@ def _built_index(
 ) -> tuple[FaissIndex, int, float, bool]:
     """``(index, bytes, build seconds, from cache)``: loaded from ``cache`` or built (and saved)."""
     n, dim = gallery.shape
-    slug = spec.factory.replace(",", "_")
-    path = None if cache is None else cache / f"index_{key}_{slug}.faiss"
+    path = None if cache is None else _index_path(spec, cache, key)
     if path is not None and path.is_file():
         meta = json.loads(path.with_suffix(".build.json").read_text())
         return FaissIndex.load(path, check_hash=False), path.stat().st_size, meta["build_s"], True
     faiss.omp_set_num_threads(threads)
     t0 = time.perf_counter()
-    index = FaissIndex(dim, factory=spec.factory)
+    index = FaissIndex(dim, factory=spec.factory, search_params=spec.build_params)
     if not index.is_trained:
         pick = np.sort(np.random.default_rng(1).choice(n, min(n, spec.max_train), replace=False))
         index.train(np.asarray(gallery[pick]))
@@ -300,23 +345,29 @@ def _built_index(
 def _tune(
     index: FaissIndex, spec: IndexSpec, queries: np.ndarray, truth: np.ndarray, target: float
 ) -> tuple[str, float]:
-    """The smallest swept knob value reaching ``target`` recall@10 (else the best), its recall."""
-    ps = faiss.ParameterSpace()
+    """The knob setting to measure and its recall@10: per value of ``spec.knob2``, the smallest
+    ``spec.knob`` reaching ``target``; of those, the one with the smallest ``knob`` (the cost
+    driver: ``efSearch`` is how much graph a query walks, ``k_factor`` only how many full
+    vectors it re-reads), then the smallest ``knob2``; when none reaches it, the best recall.
+    Chosen from recall alone, so the choice does not depend on the machine's load."""
     best = ("", -1.0)
-    for value in spec.values:
-        params = f"{spec.knob}={value}"
-        ps.set_index_parameters(index._index, params)
-        _, found = index.search(queries, 10)
-        recall = _recall(found, truth)
-        if recall > best[1]:
-            best = (params, recall)
-        if recall >= target:
-            return params, recall
-    ps.set_index_parameters(index._index, best[0])
-    return best
+    reached: list[tuple[int, int, str, float]] = []
+    for second, sweep in zip(spec.values2 or (0,), spec.settings(), strict=True):
+        for value, params in zip(spec.values, sweep, strict=True):
+            index.set_search_params(params)
+            _, found = index.search(queries, 10)
+            recall = _recall(found, truth)
+            if recall > best[1]:
+                best = (params, recall)
+            if recall >= target:
+                reached.append((value, second, params, recall))
+                break
+    chosen = min(reached)[2:] if reached else best
+    index.set_search_params(chosen[0])
+    return chosen
 
 
-KINDS = ("hnsw", "ivf", "ivfpq")
+KINDS = ("hnsw", "ivf", "ivfpq", "refine")
 
 
 def _parse_sizes(sizes: Sequence[int]) -> list[int]:
@@ -343,9 +394,14 @@ def bench_search(
     threads: int = 2,
     target_recall: float = 0.95,
     target_p99_ms: float = 5.0,
+    build: bool = True,
     progress: Progress | None = None,
 ) -> list[dict]:
     """One row (dict with :data:`ROW_KEYS`) per size and index (see the module doc).
+
+    With ``cache``, exact search results are kept there too; ``build=False`` measures only the
+    indexes already in ``cache`` (skipping the others), so a rerun on a quiet machine queries
+    and never builds.
 
     ``threads`` is what building and the recall sweep may use (FAISS OpenMP); latency is
     always measured on one thread. ``extra_backends`` are called as
@@ -362,22 +418,34 @@ def bench_search(
         raise ReidTraceError("query counts must be >= 1", hint="e.g. --queries 1000")
     if threads < 1:
         raise ReidTraceError(f"threads must be >= 1, got {threads}", hint="e.g. --threads 2")
+    if not build and cache is None:
+        raise ReidTraceError(
+            "measuring only prebuilt indexes needs the folder they were cached in",
+            hint="pass --cache FOLDER (where a run with building saved them)",
+        )
     rows: list[dict] = []
     say = progress or (lambda stage, done, total: None)
     for n in sizes:
         say(f"vectors n={n}", 0, 1)
-        gallery, queries = synthetic_embeddings(n, n_queries, spec, out=cache)
+        gallery, queries = _vectors(n, n_queries, spec, cache, build)
         key = spec.key(n, n_queries)
-        truth: np.ndarray | None = None
+        truth_path = None if cache is None else cache / f"truth_{key}.npy"
+        truth = np.load(truth_path) if truth_path is not None and truth_path.is_file() else None
         plan = [ix for ix in specs(n, spec.dim) if ix.kind == "exact" or ix.kind in kinds]
         # exact search reads every vector per query: bound its latency run (20 queries at 1M)
         exact_lat = min(exact_latency_queries, max(10, 20_000_000 // n))
         for step, ix in enumerate(plan):
+            if not build and not _index_path(ix, cache, key).is_file():  # type: ignore[arg-type]
+                say(f"n={n} {ix.name}: not in the cache, skipped", step, len(plan))
+                continue
             say(f"n={n} {ix.name}", step, len(plan))
             index, size, build_s, cached = _built_index(ix, gallery, cache, key, threads)
             faiss.omp_set_num_threads(threads)
             if not ix.knob:  # exact: the truth every other row is scored against
-                _, truth = index.search(queries, 10)
+                if truth is None:
+                    _, truth = index.search(queries, 10)
+                    if truth_path is not None:
+                        np.save(truth_path, truth)
                 params, recall = "", 1.0
                 lat_q = queries[: min(exact_lat, len(queries))]
             else:
@@ -406,7 +474,10 @@ def bench_search(
             )
             del index
         if truth is None:
-            raise ValueError("no exact index in the plan")
+            raise ReidTraceError(
+                f"no exact search results for n={n} to score the indexes against",
+                hint="run once without --no-build so the exact index is built and cached",
+            )
         for extra in extra_backends:
             row = extra(
                 gallery=gallery, queries=queries, truth=truth, n=n, latency_queries=latency_queries
@@ -416,6 +487,20 @@ def bench_search(
         say(f"n={n}", len(plan), len(plan))
     faiss.omp_set_num_threads(threads)
     return rows
+
+
+def _vectors(
+    n: int, n_queries: int, spec: SyntheticSpec, cache: Path | None, build: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The generated vectors; without ``build`` only from the cache (never minutes of work)."""
+    if not build:
+        key = spec.key(n, n_queries)
+        if not (cache / f"queries_{key}.npy").is_file():  # type: ignore[operator]
+            raise ReidTraceError(
+                f"no cached vectors for n={n}, {n_queries} queries in {cache}",
+                hint="run once without --no-build (same --sizes and --queries) to generate them",
+            )
+    return synthetic_embeddings(n, n_queries, spec, out=cache)
 
 
 QDRANT_MAX = 20_000

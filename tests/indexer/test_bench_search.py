@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,17 @@ def test_rows_have_stable_keys_and_exact_search_is_the_truth(tmp_path: Path) -> 
             IndexSpec("exact (Flat)", "IDMap2,Flat"),
             IndexSpec("HNSW16", "IDMap2,HNSW16", "hnsw", "efSearch", (16, 64, 256)),
             IndexSpec("IVF16,Flat", "IVF16,Flat", "ivf", "nprobe", (1, 4, 16), 700),
+            IndexSpec(
+                "PCA32,HNSW16,RFlat",
+                "IDMap2,PCA32,HNSW16,RFlat",
+                "refine",
+                "efSearch",
+                (16, 64, 256),
+                700,
+                "k_factor",
+                (1, 4),
+                "efConstruction=60",
+            ),
         ]
 
     rows = bench_search(
@@ -68,15 +80,20 @@ def test_rows_have_stable_keys_and_exact_search_is_the_truth(tmp_path: Path) -> 
         cache=tmp_path,
         threads=1,
     )
-    assert [r["index"] for r in rows] == ["exact (Flat)", "HNSW16", "IVF16,Flat"]
+    names = ["exact (Flat)", "HNSW16", "IVF16,Flat", "PCA32,HNSW16,RFlat"]
+    assert [r["index"] for r in rows] == names
     for r in rows:
         assert tuple(sorted(r)) == ROW_KEYS
         assert 0 <= r["p50_ms"] <= r["p99_ms"] and r["memory_mb"] > 0
-    exact, hnsw, ivf = rows
+    exact, hnsw, ivf, refine = rows
     assert exact["recall_at_10"] == 1.0 and exact["queries"] == 10
     # IVF with every list probed is exhaustive: the sweep must stop there at the latest
     assert ivf["recall_at_10"] >= 0.95 and ivf["search_params"].startswith("nprobe=")
     assert hnsw["recall_at_10"] >= 0.95
+    # both knobs and the build knob in one settings string, as index.search_params takes it
+    assert refine["recall_at_10"] >= 0.95
+    assert re.fullmatch(r"efConstruction=60,efSearch=\d+,k_factor=[14]", refine["search_params"])
+    assert len(list(tmp_path.glob("truth_*.npy"))) == 1  # exact results are cached too
     again = bench_search(
         [700], n_queries=40, latency_queries=20, spec=SMALL, specs=specs, cache=tmp_path, threads=1
     )
@@ -84,6 +101,23 @@ def test_rows_have_stable_keys_and_exact_search_is_the_truth(tmp_path: Path) -> 
         r["recall_at_10"] for r in rows
     ]
     assert "| 700 | exact (Flat)" in markdown_table(rows)
+    # a rerun that only queries: cached indexes are measured, the others skipped, none built
+    more = [*specs(700, 64), IndexSpec("HNSW8", "IDMap2,HNSW8", "hnsw", "efSearch", (16,))]
+    quiet = bench_search(
+        [700],
+        n_queries=40,
+        latency_queries=20,
+        spec=SMALL,
+        specs=lambda n, d: more,
+        cache=tmp_path,
+        threads=1,
+        build=False,
+    )
+    assert [r["index"] for r in quiet] == names and all(r["cached"] for r in quiet)
+    with pytest.raises(ReidTraceError, match="no cached vectors"):
+        bench_search([800], spec=SMALL, cache=tmp_path, build=False)
+    with pytest.raises(ReidTraceError, match="--cache"):
+        bench_search([700], spec=SMALL, build=False)
 
 
 def test_the_qdrant_row_matches_faiss_exact() -> None:
@@ -107,10 +141,21 @@ def test_default_specs_follow_faiss_guidelines() -> None:
     assert _nlist(1_000_000) == 4096 and _nlist(100_000) == 1024
     assert _nlist(2000) * 39 <= 2000
     names = [s.factory for s in default_specs(1_000_000, 1280)]
-    assert names == ["IDMap2,Flat", "IDMap2,HNSW32", "IVF4096,Flat", "IVF4096,PQ160np"]
+    assert names == [
+        "IDMap2,Flat",
+        "IDMap2,HNSW32",
+        "IVF4096,Flat",
+        "IDMap2,PCA256,HNSW32,RFlat",
+        "IVF4096,PQ160np",
+    ]
+    (refine,) = [s for s in default_specs(1_000_000, 1280) if s.kind == "refine"]
+    assert refine.max_train == 100_000  # the PCA is trained
+    sweep = refine.settings()
+    assert len(sweep) == 3 and sweep[2][0] == "efConstruction=80,efSearch=16,k_factor=4"
+    assert all(s.kind != "refine" for s in default_specs(1_000_000, 64))  # nothing to reduce
     assert all(s.max_train <= 1_000_000 for s in default_specs(1_000_000, 1280))
     # too few vectors to train PQ codebooks: no PQ row (FAISS would only warn)
-    assert len(default_specs(2000, 1280)) == 3
+    assert [s.kind for s in default_specs(2000, 1280)] == ["exact", "hnsw", "ivf", "refine"]
 
 
 def test_bad_sizes_are_refused() -> None:

@@ -189,3 +189,95 @@ def test_torn_or_missing_files_are_detected(tmp_path: Path, data: tuple) -> None
     manifest_path(path).unlink()
     with pytest.raises(ReidTraceError, match="no manifest"):
         FaissIndex.load(path)
+
+
+REFINED = "IDMap2,PCA32,HNSW16,RFlat"  # the shape recommended at ~1M (PCA256,HNSW32,RFlat)
+
+
+def _clustered(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """ReID-like unit vectors (a strong shared mean direction, rank 16 in 64-d)."""
+    from indexer.index.bench_search import SyntheticSpec, synthetic_embeddings
+
+    return synthetic_embeddings(n, queries, SyntheticSpec(dim=64, rank=16, views=6.0, seed=3))
+
+
+def test_pca_hnsw_refined_index_gives_exact_top10_and_round_trips(tmp_path: Path) -> None:
+    gallery, queries = _clustered(3000, 40)
+    ids = np.arange(10_000, 13_000, dtype=np.int64)
+    settings = IndexSettings(factory=REFINED, search_params="efSearch=128,k_factor=8")
+    index = FaissIndex.from_settings(settings, dim=64, embedder=MODEL)
+    assert not index.is_trained  # the PCA needs training
+    index.train(gallery)
+    index.add(ids, gallery)
+    exact = FaissIndex(64)
+    exact.add(ids, gallery)
+    want_scores, want = exact.search(queries, 10)
+    scores, got = index.search(queries, 10)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)  # re-ranked on full vectors
+    assert index.exact  # reconstruct() returns the stored vectors, so sync compares exactly
+    np.testing.assert_array_equal(index.reconstruct(ids[[5, 9]]), gallery[[5, 9]])
+    with pytest.raises(ReidTraceError, match="cannot remove"):  # sync rebuilds it instead
+        index.remove_ids(ids[:1])
+
+    path = tmp_path / "index.faiss"
+    index.save(path)
+    manifest = read_manifest(path)
+    assert (manifest.factory, manifest.search_params) == (REFINED, "efSearch=128,k_factor=8")
+    loaded = FaissIndex.load(path)
+    refine = faiss.downcast_index(faiss.downcast_index(loaded._index).index)
+    hnsw = faiss.downcast_index(faiss.downcast_index(refine.base_index).index)
+    assert (refine.k_factor, hnsw.hnsw.efSearch) == (8, 128)  # both knobs really set
+    np.testing.assert_array_equal(loaded.search(queries, 10)[1], want)
+    loaded.set_search_params("efSearch=16,k_factor=1")
+    assert (refine.k_factor, hnsw.hnsw.efSearch) == (1, 16)
+
+
+def test_the_pca_keeps_inner_products_by_not_centring() -> None:
+    """FAISS's PCA subtracts the mean, which reorders inner products of vectors sharing a mean
+    direction; ours drops the shift. With more PCA axes than the data's rank, ours keeps the
+    exact top-10 without any re-ranking; the centred PCA finds well under half of it."""
+    gallery, queries = _clustered(3000, 40)
+    ids = np.arange(3000, dtype=np.int64)
+    exact = FaissIndex(64)
+    exact.add(ids, gallery)
+    want = exact.search(queries, 10)[1]
+
+    def recall(found: np.ndarray) -> float:
+        return float(
+            np.mean([len(np.intersect1d(f, w)) / 10 for f, w in zip(found, want, strict=True)])
+        )
+
+    ours = FaissIndex(64, factory="IDMap2,PCA24,Flat")
+    ours.train(gallery)
+    ours.add(ids, gallery)
+    centred = faiss.index_factory(64, "IDMap2,PCA24,Flat", faiss.METRIC_INNER_PRODUCT)
+    centred.train(gallery)
+    centred.add_with_ids(gallery, ids)
+    ours_recall, centred_recall = (
+        recall(ours.search(queries, 10)[1]),
+        recall(centred.search(queries, 10)[1]),
+    )
+    assert ours_recall >= 0.99 and centred_recall < 0.6, (ours_recall, centred_recall)
+
+
+@pytest.mark.parametrize(
+    ("factory", "params", "match"),
+    [
+        (REFINED, "efSearch=lots", "not name=number"),
+        (REFINED, "k_factor", "not name=number"),
+        (REFINED, "efSearch=64,,k_factor=2", "not name=number"),
+        (REFINED, "k_factor=-1", "not name=number"),
+        ("IDMap2,HNSW16", "k_factor=4", "cannot apply"),  # no re-ranking to widen
+        (REFINED, "nprobe=4", "cannot apply"),
+    ],
+)
+def test_bad_search_params_say_which_knobs_fit(factory: str, params: str, match: str) -> None:
+    with pytest.raises(ReidTraceError, match=match) as err:
+        FaissIndex(64, factory=factory, search_params=params)
+    assert "k_factor=4" in (err.value.hint or "") and "efSearch" in (err.value.hint or "")
+    if factory == REFINED:
+        index = FaissIndex(64, factory=REFINED, search_params="efSearch=32")
+        with pytest.raises(ReidTraceError, match=match):
+            index.set_search_params(params)
+        assert index.search_params == "efSearch=32"  # a refused knob changes nothing

@@ -137,15 +137,26 @@ def test_sync_rebuilds_when_it_must_and_can(
     assert read_manifest(path).factory == "IDMap2,HNSW8"
 
 
+@pytest.mark.parametrize(
+    ("factory", "params"),
+    [("IDMap2,HNSW8", ""), ("IDMap2,PCA4,HNSW8,RFlat", "efSearch=64,k_factor=4")],
+)
 def test_sync_rebuilds_an_index_that_cannot_remove(
-    engine: Engine, session: Session, video: Video, ingested: list[int], tmp_path: Path
+    factory: str,
+    params: str,
+    engine: Engine,
+    session: Session,
+    video: Video,
+    ingested: list[int],
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "index.faiss"
-    hnsw = IndexSettings(factory="IDMap2,HNSW8")
+    hnsw = IndexSettings(factory=factory, search_params=params)
     rebuild_index(engine, path, hnsw, MODEL)
     repo.delete_video_rows_after(session=session, video_id=video.id, frame=90)
     out = sync_index(engine, path, hnsw, MODEL)
     assert out.rebuilt and "cannot remove" in (out.reason or "") and out.count == 5
+    assert (read_manifest(path).factory, read_manifest(path).search_params) == (factory, params)
     assert verify_index(engine, path).ok
 
 
