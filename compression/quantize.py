@@ -351,14 +351,14 @@ def _nodes_for(
     proto: onnx.ModelProto, kinds: dict[str, str], chosen: set[str], fp32_nodes: set[str]
 ) -> list[str]:
     """Names of the nodes to quantize: those of the ``chosen`` layer types, except the nodes
-    in ``fp32_nodes`` (with the activation right after each) and the activation feeding an FP32
-    layer.
+    in ``fp32_nodes`` and the activation right after each of them.
 
-    Why the last exception: when an FP32 conv reads a DequantizeLinear output directly, ONNX
-    Runtime's ``WeightBiasQuantization`` graph optimisation quantizes that conv's FP32 weights
-    per tensor at load time, which wrecks depthwise convs (BN-folded weights span very
-    different ranges per channel: cosine to FP32 fell from 0.97 to 0.77 on MobileNetV2). Keeping
-    the ReLU6 in front of it in FP32 puts a float op between the two, and the conv stays FP32.
+    The activation *in front of* an FP32 layer stays INT8: quantized, it is fused into the conv
+    before it, whose output then keeps the activation's narrow [0, 6] range. Left in FP32 (this
+    module's rule until 2026-12-07), that conv's output was quantized over its raw
+    pre-activation range instead, coarser steps that made keeping a layer FP32 *lower* the
+    cosine to FP32 (``docs/journal/compression.md``). The FP32 layer then reads a
+    DequantizeLinear output directly, which ``_guard_float_layers`` takes care of.
     """
     producer = {o: n for n in proto.graph.node for o in n.output}
 
@@ -373,17 +373,61 @@ def _nodes_for(
         s = src(node)  # an activation belongs to the conv before it
         return node.op_type in _ACTIVATIONS and s is not None and s.name in fp32_nodes
 
-    fp32 = {n.name for n in proto.graph.node if is_fp32(n)}
-    for node in proto.graph.node:
-        s = src(node)
+    return [n.name for n in proto.graph.node if n.name in kinds and not is_fp32(n)]
+
+
+def _guard_float_layers(proto: onnx.ModelProto) -> int:
+    """Put an exact no-op Clip between a DequantizeLinear and each FP32 layer reading it.
+
+    Why: when an FP32 Conv/Gemm/MatMul reads a DequantizeLinear output directly, ONNX Runtime's
+    ``WeightBiasQuantization`` graph optimisation quantizes its FP32 weights *per tensor* when
+    the session loads, which wrecks depthwise convs (BN-folded weights span very different
+    ranges per channel: cosine to FP32 0.84 instead of 0.97 with one depthwise conv of the
+    shipped model left FP32). The Clip's bounds are the ends of the quantized grid
+    (``scale * (qmin - zero_point)``, ``scale * (qmax - zero_point)``), so it changes no value;
+    it only hides the DequantizeLinear from that optimisation, in every runtime that loads the
+    file. Returns the number of guards inserted (in place).
+    """
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    guards: dict[str, str] = {}  # dequantized tensor -> its guarded copy
+    new_nodes: list[onnx.NodeProto] = []
+    for node in g.node:
+        weight = node.input[1] if len(node.input) > 1 else ""
+        dq = producer.get(node.input[0]) if node.input else None
         if (
-            node.name in fp32
-            and node.op_type not in _ACTIVATIONS
-            and s
-            and s.op_type in _ACTIVATIONS
+            node.op_type in ("Conv", "Gemm", "MatMul")
+            and weight in inits  # an FP32 weight (a quantized one comes from a DQ node)
+            and dq is not None
+            and dq.op_type == "DequantizeLinear"
         ):
-            fp32.add(s.name)
-    return [n.name for n in proto.graph.node if n.name in kinds and n.name not in fp32]
+            x = node.input[0]
+            if x not in guards:
+                scale = float(onnx.numpy_helper.to_array(inits[dq.input[1]]))
+                zp_init = inits.get(dq.input[2]) if len(dq.input) > 2 else None
+                zp_arr = onnx.numpy_helper.to_array(zp_init) if zp_init is not None else None
+                zp = float(zp_arr) if zp_arr is not None else 0.0
+                info = np.iinfo(zp_arr.dtype if zp_arr is not None else np.uint8)
+                lo, hi = scale * (info.min - zp), scale * (info.max - zp)
+                name = f"{x}_float_guard"
+                g.initializer.extend(
+                    [
+                        onnx.numpy_helper.from_array(np.array(lo, np.float32), f"{name}_lo"),
+                        onnx.numpy_helper.from_array(np.array(hi, np.float32), f"{name}_hi"),
+                    ]
+                )
+                new_nodes.append(
+                    helper.make_node(
+                        "Clip", [x, f"{name}_lo", f"{name}_hi"], [name], name=f"{name}_clip"
+                    )
+                )
+                guards[x] = name
+            node.input[0] = guards[x]
+        new_nodes.append(node)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    return len(guards)
 
 
 def _quantize(
@@ -416,6 +460,9 @@ def _quantize(
             # one batch per calibrator call: bounded memory for the histogram methods
             extra_options={"CalibStridedMinMax": 1, "CalibPercentile": 99.999},
         )
+    q = onnx.load(str(out))
+    if _guard_float_layers(q):
+        onnx.save(q, str(out))
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
