@@ -16,7 +16,9 @@ unchanged:
    INT8; a type that makes the model at least 5% faster in FP32 stays FP32
    (``fp32_types="auto"``; ``fp32_nodes`` keeps chosen nodes FP32 whatever their type). The
    decision and the timings go into the file's metadata;
-6. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
+6. bias correction (``compression.bias_correction``): each INT8 conv's INT32 bias is moved,
+   in forward order, so that its mean output on calibration crops matches FP32;
+7. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
    and FP32 and INT8 embeddings of held-out crops are compared (cosine) before the file is kept.
 
 Only the network body is quantized. The flip head (Slice + Concat on the batch axis), global
@@ -46,6 +48,7 @@ from onnx import helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from compression.bias_correction import correct_biases
 from compression.calibration import CropReader, find_crops, sample_crops
 from reid.embed import OnnxEmbedder
 from reid.errors import ReidTraceError
@@ -93,6 +96,8 @@ class QuantReport:
     """Fastest batch time (ms) of the FP32 model, the all-INT8 model and each model with one
     layer type left in FP32 (``fp32:<type>``)."""
     probe_batch: int = 0
+    bias_corrected: int = 0
+    """INT8 convs whose bias was corrected (``compression.bias_correction``); 0 = off."""
     cosine_min: float = float("nan")
     cosine_mean: float = float("nan")
     check_crops: int = 0
@@ -118,6 +123,8 @@ def quantize_onnx(
     probe_batch: int = 8,
     probe_repeats: int = 7,
     check_crops: int = 64,
+    bias_correction: bool = True,
+    bias_crops: int = 64,
     seed: int = 0,
     threads: int = 2,
     progress: Progress | None = None,
@@ -133,6 +140,8 @@ def quantize_onnx(
     that is at least ``PROBE_MARGIN`` faster), ``"none"`` (everything INT8) or a list of
     ``LAYER_TYPES``. ``fp32_nodes``:
     node names kept FP32 whatever their type (e.g. an accuracy-sensitive first block).
+    ``bias_correction``: move each INT8 conv's bias so its mean output on ``bias_crops`` of
+    the calibration crops matches FP32 (``compression.bias_correction``; bias values only).
     """
     t0 = time.perf_counter()
     src, out = Path(fp32_path), Path(out_path)
@@ -148,6 +157,11 @@ def quantize_onnx(
             f"unknown calibration method {method!r}", hint=f"choose one of {sorted(METHODS)}"
         )
     fixed = _check_types(fp32_types)
+    if bias_correction and bias_crops < 1:
+        raise ReidTraceError(
+            f"bias correction needs at least 1 crop, got {bias_crops}",
+            hint="use 64 crops, or turn bias correction off",
+        )
     embedder = OnnxEmbedder(src, threads=threads)  # validates the file and its contract
     contract = embedder.contract
     proto = onnx.load(str(src))
@@ -232,6 +246,12 @@ def quantize_onnx(
             else:
                 final = all_int8
             q = onnx.load(str(final))
+            corrected = 0
+            if bias_correction:
+                corrected = correct_biases(
+                    prep_proto, q, reader.images()[:bias_crops], threads=threads,
+                    progress=progress,
+                )  # fmt: skip
             report = QuantReport(
                 out=str(out),
                 source=src.name,
@@ -246,6 +266,7 @@ def quantize_onnx(
                 layer_counts={k: sum(v == k for v in compute.values()) for k in present},
                 probe_ms={k: round(v, 3) for k, v in probe.items()},
                 probe_batch=probe_batch if probe else 0,
+                bias_corrected=corrected,
                 source_size_bytes=src.stat().st_size,
             )
             new_meta = dict(meta)
