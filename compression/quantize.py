@@ -84,6 +84,7 @@ class QuantReport:
     out: str
     source: str
     method: str
+    percentile: float | None
     per_channel: bool
     flip: bool
     calibration_crops: int
@@ -115,6 +116,7 @@ def quantize_onnx(
     calibration: str | Path | Sequence[str | Path],
     *,
     method: str = "percentile",
+    percentile: float = 99.999,
     num_crops: int = 256,
     per_channel: bool = True,
     fp32_types: str | Sequence[str] = "auto",
@@ -133,7 +135,8 @@ def quantize_onnx(
 
     ``calibration``: a Market folder (its ``bounding_box_train/``), a folder of crops or a list
     of images; ``num_crops`` of them (fixed ``seed``) calibrate, up to ``check_crops`` others
-    check the result. ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``flip``:
+    check the result. ``method``: ``minmax``, ``entropy`` or ``percentile`` (the
+    ``percentile``-th of each activation's histogram, 99.999 by default). ``flip``:
     None keeps the source's flip averaging, False strips it (one pass a crop), True requires
     it. ``fp32_types``: ``"auto"`` (time each layer type in INT8 vs FP32 on this CPU, batch
     ``probe_batch``, ``threads`` threads, fastest of ``probe_repeats``; a type stays FP32 when
@@ -157,6 +160,10 @@ def quantize_onnx(
             f"unknown calibration method {method!r}", hint=f"choose one of {sorted(METHODS)}"
         )
     fixed = _check_types(fp32_types)
+    if not 50.0 < percentile <= 100.0:
+        raise ReidTraceError(
+            f"percentile must be in (50, 100], got {percentile}", hint="try 99.999 or 99.99"
+        )
     if bias_correction and bias_crops < 1:
         raise ReidTraceError(
             f"bias correction needs at least 1 crop, got {bias_crops}",
@@ -219,7 +226,9 @@ def quantize_onnx(
 
             def make(exclude: set[str], path: Path) -> None:
                 nodes = _nodes_for(prep_proto, kinds, set(present) - exclude, keep_nodes)
-                _quantize(prep, path, reader, METHODS[method], per_channel, nodes, cache)
+                _quantize(
+                    prep, path, reader, METHODS[method], per_channel, nodes, cache, percentile
+                )
 
             all_int8 = work / "int8_all.onnx"
             make(set(), all_int8)  # calibrates once; the cache serves every later variant
@@ -256,6 +265,7 @@ def quantize_onnx(
                 out=str(out),
                 source=src.name,
                 method=method,
+                percentile=percentile if method == "percentile" else None,
                 per_channel=per_channel,
                 flip=keep_flip,
                 calibration_crops=len(calib_paths),
@@ -459,6 +469,7 @@ def _quantize(
     per_channel: bool,
     nodes: list[str],
     cache: Path,
+    percentile: float = 99.999,
 ) -> None:
     if not nodes:  # everything FP32: the pre-processed model itself
         onnx.save(onnx.load(str(prep)), str(out))
@@ -479,7 +490,7 @@ def _quantize(
             calibrate_method=method,
             calibration_cache_path=str(cache),
             # one batch per calibrator call: bounded memory for the histogram methods
-            extra_options={"CalibStridedMinMax": 1, "CalibPercentile": 99.999},
+            extra_options={"CalibStridedMinMax": 1, "CalibPercentile": percentile},
         )
     q = onnx.load(str(out))
     if _guard_float_layers(q):

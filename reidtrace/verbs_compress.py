@@ -58,6 +58,12 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option(
             "percentile", "--method", help="Activation ranges: minmax, entropy or percentile."
         ),
+        percentile: float = typer.Option(
+            99.999,
+            "--percentile",
+            help="With --method percentile: which percentile of each "
+            "activation's histogram bounds its range.",
+        ),
         crops: int = typer.Option(256, "--crops", min=1, help="Calibration crops (sampled)."),
         fp32_types: str = typer.Option(
             "auto",
@@ -99,6 +105,7 @@ def register(app: typer.Typer) -> None:
                 out,
                 calibration,
                 method=method,
+                percentile=percentile,
                 num_crops=crops,
                 fp32_types=fp32_types,
                 fp32_nodes=[n.strip() for n in fp32_nodes.split(",") if n.strip()],

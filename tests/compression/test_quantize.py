@@ -232,3 +232,14 @@ def test_float_guard_is_exact_and_keeps_fp32_weights() -> None:
     np.testing.assert_allclose(guarded, exact, rtol=1e-5, atol=1e-6)
     # not vacuous: without the guard ONNX Runtime changed the small channels' weights
     assert not np.allclose(unguarded[:, small], exact[:, small], rtol=1e-2, atol=1e-5)
+
+
+def test_bad_percentile_and_bias_crops_fail_cleanly(
+    tiny_fp32: Path, market: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.onnx"
+    with pytest.raises(ReidTraceError, match="percentile must be in"):
+        quantize_onnx(tiny_fp32, out, market, percentile=101.0)
+    with pytest.raises(ReidTraceError, match="bias correction needs at least 1 crop"):
+        quantize_onnx(tiny_fp32, out, market, bias_crops=0)
+    assert not out.exists()
