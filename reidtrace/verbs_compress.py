@@ -89,6 +89,9 @@ def register(app: typer.Typer) -> None:
             help="Move each INT8 conv's bias so its mean output on calibration crops matches "
             "FP32 (bias values only; no speed cost).",
         ),
+        bias_crops: int = typer.Option(
+            64, "--bias-crops", min=1, help="Calibration crops the bias correction averages over."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Quantize an ONNX ReID model to static INT8 (QDQ), calibrated on real crops; the
@@ -112,6 +115,7 @@ def register(app: typer.Typer) -> None:
                 flip=flip,
                 per_channel=per_channel,
                 bias_correction=bias_correction,
+                bias_crops=bias_crops,
                 progress=update,
             ).as_dict()
         if as_json:
