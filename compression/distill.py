@@ -98,6 +98,9 @@ class DistillConfig:
     feature_layers: tuple[str, ...] | None = None  # None: default_feature_layers(student)
     embed_weight: float = 1.0
     relational_weight: float = 1.0
+    teacher_flip: bool = False
+    """Teacher features of each image averaged with its mirror image's (the shipped export's
+    flip averaging): a one-pass student learns the two-pass teacher's embedding."""
     head_images_per_id: int = 4
     head_steps: int = 300
     recalibrate_bn: bool = True  # ONNX-imported students have folded (identity) BatchNorms
@@ -131,6 +134,12 @@ class DistillConfig:
             (self.lr > 0 and self.classifier_lr > 0, "learning rates must be > 0", ""),
             (self.temperature > 0, f"temperature must be > 0, got {self.temperature}", "try 4"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1", ""),
+            (
+                not (self.teacher_flip and self.feature_weight > 0),
+                "teacher_flip averages pooled features only; feature maps of a mirror image "
+                "do not line up with the student's",
+                "set feature_weight 0 with teacher_flip",
+            ),
             (self.head_images_per_id >= 1 and self.head_steps >= 1, "head fitting needs >= 1", ""),
         ]
         for t in _TERMS:
@@ -322,6 +331,11 @@ class Distiller(nn.Module):
         with torch.no_grad(), _hooks(teacher, self.layers, t_maps):
             t_feat = teacher.global_feature(images)
             t_emb = F.normalize(teacher.bnneck(t_feat), dim=1)
+            if cfg.teacher_flip:  # as the export's flip: normalised sum of both embeddings
+                f_feat = teacher.global_feature(images.flip(3))
+                f_emb = F.normalize(teacher.bnneck(f_feat), dim=1)
+                t_feat = (t_feat + f_feat) / 2
+                t_emb = F.normalize(t_emb + f_emb, dim=1)
         if cfg.logit_weight > 0:
             if self.teacher_head is None:
                 raise ValueError("logit distillation needs the fitted teacher head")

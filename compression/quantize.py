@@ -16,7 +16,9 @@ unchanged:
    INT8; a type that makes the model at least 5% faster in FP32 stays FP32
    (``fp32_types="auto"``; ``fp32_nodes`` keeps chosen nodes FP32 whatever their type). The
    decision and the timings go into the file's metadata;
-6. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
+6. bias correction (``compression.bias_correction``): each INT8 conv's INT32 bias is moved,
+   in forward order, so that its mean output on calibration crops matches FP32;
+7. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
    and FP32 and INT8 embeddings of held-out crops are compared (cosine) before the file is kept.
 
 Only the network body is quantized. The flip head (Slice + Concat on the batch axis), global
@@ -46,6 +48,7 @@ from onnx import helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from compression.bias_correction import correct_biases
 from compression.calibration import CropReader, find_crops, sample_crops
 from reid.embed import OnnxEmbedder
 from reid.errors import ReidTraceError
@@ -81,6 +84,7 @@ class QuantReport:
     out: str
     source: str
     method: str
+    percentile: float | None
     per_channel: bool
     flip: bool
     calibration_crops: int
@@ -93,6 +97,8 @@ class QuantReport:
     """Fastest batch time (ms) of the FP32 model, the all-INT8 model and each model with one
     layer type left in FP32 (``fp32:<type>``)."""
     probe_batch: int = 0
+    bias_corrected: int = 0
+    """INT8 convs whose bias was corrected (``compression.bias_correction``); 0 = off."""
     cosine_min: float = float("nan")
     cosine_mean: float = float("nan")
     check_crops: int = 0
@@ -110,6 +116,7 @@ def quantize_onnx(
     calibration: str | Path | Sequence[str | Path],
     *,
     method: str = "percentile",
+    percentile: float = 99.999,
     num_crops: int = 256,
     per_channel: bool = True,
     fp32_types: str | Sequence[str] = "auto",
@@ -118,6 +125,8 @@ def quantize_onnx(
     probe_batch: int = 8,
     probe_repeats: int = 7,
     check_crops: int = 64,
+    bias_correction: bool = True,
+    bias_crops: int = 64,
     seed: int = 0,
     threads: int = 2,
     progress: Progress | None = None,
@@ -126,13 +135,16 @@ def quantize_onnx(
 
     ``calibration``: a Market folder (its ``bounding_box_train/``), a folder of crops or a list
     of images; ``num_crops`` of them (fixed ``seed``) calibrate, up to ``check_crops`` others
-    check the result. ``method``: ``minmax``, ``entropy`` or ``percentile`` (99.999th). ``flip``:
+    check the result. ``method``: ``minmax``, ``entropy`` or ``percentile`` (the
+    ``percentile``-th of each activation's histogram, 99.999 by default). ``flip``:
     None keeps the source's flip averaging, False strips it (one pass a crop), True requires
     it. ``fp32_types``: ``"auto"`` (time each layer type in INT8 vs FP32 on this CPU, batch
     ``probe_batch``, ``threads`` threads, fastest of ``probe_repeats``; a type stays FP32 when
     that is at least ``PROBE_MARGIN`` faster), ``"none"`` (everything INT8) or a list of
     ``LAYER_TYPES``. ``fp32_nodes``:
     node names kept FP32 whatever their type (e.g. an accuracy-sensitive first block).
+    ``bias_correction``: move each INT8 conv's bias so its mean output on ``bias_crops`` of
+    the calibration crops matches FP32 (``compression.bias_correction``; bias values only).
     """
     t0 = time.perf_counter()
     src, out = Path(fp32_path), Path(out_path)
@@ -148,6 +160,15 @@ def quantize_onnx(
             f"unknown calibration method {method!r}", hint=f"choose one of {sorted(METHODS)}"
         )
     fixed = _check_types(fp32_types)
+    if not 50.0 < percentile <= 100.0:
+        raise ReidTraceError(
+            f"percentile must be in (50, 100], got {percentile}", hint="try 99.999 or 99.99"
+        )
+    if bias_correction and bias_crops < 1:
+        raise ReidTraceError(
+            f"bias correction needs at least 1 crop, got {bias_crops}",
+            hint="use 64 crops, or turn bias correction off",
+        )
     embedder = OnnxEmbedder(src, threads=threads)  # validates the file and its contract
     contract = embedder.contract
     proto = onnx.load(str(src))
@@ -205,7 +226,9 @@ def quantize_onnx(
 
             def make(exclude: set[str], path: Path) -> None:
                 nodes = _nodes_for(prep_proto, kinds, set(present) - exclude, keep_nodes)
-                _quantize(prep, path, reader, METHODS[method], per_channel, nodes, cache)
+                _quantize(
+                    prep, path, reader, METHODS[method], per_channel, nodes, cache, percentile
+                )
 
             all_int8 = work / "int8_all.onnx"
             make(set(), all_int8)  # calibrates once; the cache serves every later variant
@@ -232,10 +255,17 @@ def quantize_onnx(
             else:
                 final = all_int8
             q = onnx.load(str(final))
+            corrected = 0
+            if bias_correction:
+                corrected = correct_biases(
+                    prep_proto, q, reader.images()[:bias_crops], threads=threads,
+                    progress=progress,
+                )  # fmt: skip
             report = QuantReport(
                 out=str(out),
                 source=src.name,
                 method=method,
+                percentile=percentile if method == "percentile" else None,
                 per_channel=per_channel,
                 flip=keep_flip,
                 calibration_crops=len(calib_paths),
@@ -246,6 +276,7 @@ def quantize_onnx(
                 layer_counts={k: sum(v == k for v in compute.values()) for k in present},
                 probe_ms={k: round(v, 3) for k, v in probe.items()},
                 probe_batch=probe_batch if probe else 0,
+                bias_corrected=corrected,
                 source_size_bytes=src.stat().st_size,
             )
             new_meta = dict(meta)
@@ -351,14 +382,14 @@ def _nodes_for(
     proto: onnx.ModelProto, kinds: dict[str, str], chosen: set[str], fp32_nodes: set[str]
 ) -> list[str]:
     """Names of the nodes to quantize: those of the ``chosen`` layer types, except the nodes
-    in ``fp32_nodes`` (with the activation right after each) and the activation feeding an FP32
-    layer.
+    in ``fp32_nodes`` and the activation right after each of them.
 
-    Why the last exception: when an FP32 conv reads a DequantizeLinear output directly, ONNX
-    Runtime's ``WeightBiasQuantization`` graph optimisation quantizes that conv's FP32 weights
-    per tensor at load time, which wrecks depthwise convs (BN-folded weights span very
-    different ranges per channel: cosine to FP32 fell from 0.97 to 0.77 on MobileNetV2). Keeping
-    the ReLU6 in front of it in FP32 puts a float op between the two, and the conv stays FP32.
+    The activation *in front of* an FP32 layer stays INT8: quantized, it is fused into the conv
+    before it, whose output then keeps the activation's narrow [0, 6] range. Left in FP32 (this
+    module's rule until 2026-12-07), that conv's output was quantized over its raw
+    pre-activation range instead, coarser steps that made keeping a layer FP32 *lower* the
+    cosine to FP32 (``docs/journal/compression.md``). The FP32 layer then reads a
+    DequantizeLinear output directly, which ``_guard_float_layers`` takes care of.
     """
     producer = {o: n for n in proto.graph.node for o in n.output}
 
@@ -373,17 +404,61 @@ def _nodes_for(
         s = src(node)  # an activation belongs to the conv before it
         return node.op_type in _ACTIVATIONS and s is not None and s.name in fp32_nodes
 
-    fp32 = {n.name for n in proto.graph.node if is_fp32(n)}
-    for node in proto.graph.node:
-        s = src(node)
+    return [n.name for n in proto.graph.node if n.name in kinds and not is_fp32(n)]
+
+
+def _guard_float_layers(proto: onnx.ModelProto) -> int:
+    """Put an exact no-op Clip between a DequantizeLinear and each FP32 layer reading it.
+
+    Why: when an FP32 Conv/Gemm/MatMul reads a DequantizeLinear output directly, ONNX Runtime's
+    ``WeightBiasQuantization`` graph optimisation quantizes its FP32 weights *per tensor* when
+    the session loads, which wrecks depthwise convs (BN-folded weights span very different
+    ranges per channel: cosine to FP32 0.84 instead of 0.97 with one depthwise conv of the
+    shipped model left FP32). The Clip's bounds are the ends of the quantized grid
+    (``scale * (qmin - zero_point)``, ``scale * (qmax - zero_point)``), so it changes no value;
+    it only hides the DequantizeLinear from that optimisation, in every runtime that loads the
+    file. Returns the number of guards inserted (in place).
+    """
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    guards: dict[str, str] = {}  # dequantized tensor -> its guarded copy
+    new_nodes: list[onnx.NodeProto] = []
+    for node in g.node:
+        weight = node.input[1] if len(node.input) > 1 else ""
+        dq = producer.get(node.input[0]) if node.input else None
         if (
-            node.name in fp32
-            and node.op_type not in _ACTIVATIONS
-            and s
-            and s.op_type in _ACTIVATIONS
+            node.op_type in ("Conv", "Gemm", "MatMul")
+            and weight in inits  # an FP32 weight (a quantized one comes from a DQ node)
+            and dq is not None
+            and dq.op_type == "DequantizeLinear"
         ):
-            fp32.add(s.name)
-    return [n.name for n in proto.graph.node if n.name in kinds and n.name not in fp32]
+            x = node.input[0]
+            if x not in guards:
+                scale = float(onnx.numpy_helper.to_array(inits[dq.input[1]]))
+                zp_init = inits.get(dq.input[2]) if len(dq.input) > 2 else None
+                zp_arr = onnx.numpy_helper.to_array(zp_init) if zp_init is not None else None
+                zp = float(zp_arr) if zp_arr is not None else 0.0
+                info = np.iinfo(zp_arr.dtype if zp_arr is not None else np.uint8)
+                lo, hi = scale * (info.min - zp), scale * (info.max - zp)
+                name = f"{x}_float_guard"
+                g.initializer.extend(
+                    [
+                        onnx.numpy_helper.from_array(np.array(lo, np.float32), f"{name}_lo"),
+                        onnx.numpy_helper.from_array(np.array(hi, np.float32), f"{name}_hi"),
+                    ]
+                )
+                new_nodes.append(
+                    helper.make_node(
+                        "Clip", [x, f"{name}_lo", f"{name}_hi"], [name], name=f"{name}_clip"
+                    )
+                )
+                guards[x] = name
+            node.input[0] = guards[x]
+        new_nodes.append(node)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    return len(guards)
 
 
 def _quantize(
@@ -394,6 +469,7 @@ def _quantize(
     per_channel: bool,
     nodes: list[str],
     cache: Path,
+    percentile: float = 99.999,
 ) -> None:
     if not nodes:  # everything FP32: the pre-processed model itself
         onnx.save(onnx.load(str(prep)), str(out))
@@ -414,8 +490,11 @@ def _quantize(
             calibrate_method=method,
             calibration_cache_path=str(cache),
             # one batch per calibrator call: bounded memory for the histogram methods
-            extra_options={"CalibStridedMinMax": 1, "CalibPercentile": 99.999},
+            extra_options={"CalibStridedMinMax": 1, "CalibPercentile": percentile},
         )
+    q = onnx.load(str(out))
+    if _guard_float_layers(q):
+        onnx.save(q, str(out))
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:

@@ -194,6 +194,12 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option(
             "percentile", "--method", help="Activation ranges: minmax, entropy or percentile."
         ),
+        percentile: float = typer.Option(
+            99.999,
+            "--percentile",
+            help="With --method percentile: which percentile of each "
+            "activation's histogram bounds its range.",
+        ),
         crops: int = typer.Option(256, "--crops", min=1, help="Calibration crops (sampled)."),
         fp32_types: str = typer.Option(
             "auto",
@@ -213,6 +219,15 @@ def register(app: typer.Typer) -> None:
         per_channel: bool = typer.Option(
             True, "--per-channel/--per-tensor", help="Weight scales per output channel."
         ),
+        bias_correction: bool = typer.Option(
+            True,
+            "--bias-correction/--no-bias-correction",
+            help="Move each INT8 conv's bias so its mean output on calibration crops matches "
+            "FP32 (bias values only; no speed cost).",
+        ),
+        bias_crops: int = typer.Option(
+            64, "--bias-crops", min=1, help="Calibration crops the bias correction averages over."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Quantize an ONNX ReID model to static INT8 (QDQ), calibrated on real crops; the
@@ -229,11 +244,14 @@ def register(app: typer.Typer) -> None:
                 out,
                 calibration,
                 method=method,
+                percentile=percentile,
                 num_crops=crops,
                 fp32_types=fp32_types,
                 fp32_nodes=[n.strip() for n in fp32_nodes.split(",") if n.strip()],
                 flip=flip,
                 per_channel=per_channel,
+                bias_correction=bias_correction,
+                bias_crops=bias_crops,
                 progress=update,
             ).as_dict()
         if as_json:
@@ -249,6 +267,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"FP32 layer types  {', '.join(report['fp32_types']) or '-'}")
         if report["fp32_nodes"]:
             typer.echo(f"FP32 nodes        {', '.join(report['fp32_nodes'])}")
+        if report["bias_corrected"]:
+            typer.echo(f"bias correction   {report['bias_corrected']} INT8 convs")
         if report["probe_ms"]:
             probe = ", ".join(f"{k} {v:.1f}" for k, v in report["probe_ms"].items())
             typer.echo(f"timed (ms, batch {report['probe_batch']})  {probe}")

@@ -202,3 +202,21 @@ def test_max_minutes_stops_early_with_a_checkpoint(student, market: Path, tmp_pa
     summary = distill_finetune(student, None, market, tmp_path / "run", cfg)
     assert (summary["steps"], summary["stopped"]) == (1, "max_minutes")
     assert load_checkpoint(tmp_path / "run" / "last.pt")[1]["extra"]["step"] == 1
+
+
+def test_teacher_flip_targets_the_flip_averaged_teacher(teacher) -> None:
+    """The teacher itself as student: nothing to learn without the flip, something with it
+    (its one pass differs from its own flip average); an image symmetric under the flip has
+    nothing to learn either way. Feature maps of a mirror image do not line up: refused."""
+    x, y = _batch()
+    cfg = _cfg(logit_weight=0.0, feature_weight=0.0)
+    flip = replace(cfg, teacher_flip=True)
+    _, plain = Distiller(copy.deepcopy(teacher).eval(), teacher, cfg, 4)(x, y)
+    _, flipped = Distiller(copy.deepcopy(teacher).eval(), teacher, flip, 4)(x, y)
+    assert float(plain["embed"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(flipped["embed"]) > 1e-4 and float(flipped["relational"]) > 0.0
+    mirror = (x + x.flip(3)) / 2  # left-right symmetric images
+    _, sym = Distiller(copy.deepcopy(teacher).eval(), teacher, flip, 4)(mirror, y)
+    assert float(sym["embed"]) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ReidTraceError, match="teacher_flip"):
+        _cfg(teacher_flip=True).validate()

@@ -92,6 +92,12 @@ def test_fp32_fallback_by_layer_type(tiny_fp32: Path, market: Path, tmp_path: Pa
     assert depthwise and all(n.input[1] in inits for n in depthwise)  # FP32 weights
     pointwise = [n for n in q.graph.node if n.op_type == "Conv" and n not in depthwise]
     assert all(producer[n.input[1]].op_type == "DequantizeLinear" for n in pointwise)
+    # the ReLU6 in front stays INT8 (fused into the pointwise conv's output range); a no-op
+    # Clip guard sits between its DequantizeLinear and each FP32 depthwise conv
+    for n in depthwise:
+        guard = producer[n.input[0]]
+        assert guard.op_type == "Clip" and guard.name.endswith("_float_guard_clip"), guard.name
+        assert producer[guard.input[0]].op_type == "DequantizeLinear"
 
 
 def test_strip_flip_is_one_pass_of_the_same_network(
@@ -172,3 +178,68 @@ def test_fp32_nodes(tiny_fp32: Path, market: Path, tmp_path: Path) -> None:
     assert conv.input[1] in inits  # its FP32 weight, not a DequantizeLinear output
     with pytest.raises(ReidTraceError, match="no quantizable node"):
         quantize_onnx(tiny_fp32, tmp_path / "x.onnx", market, fp32_nodes=["nope"])
+
+
+def test_float_guard_is_exact_and_keeps_fp32_weights() -> None:
+    """An FP32 depthwise conv reading a DequantizeLinear: ONNX Runtime quantizes its weights
+    per tensor at load unless the guard hides the DequantizeLinear; the guard changes no value."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from compression.quantize import _guard_float_layers
+
+    rng = np.random.default_rng(0)
+    c = 8  # per-channel weight ranges 1e-3 .. 1e1: per-tensor INT8 flattens the small ones
+    w = (rng.standard_normal((c, 1, 3, 3)) * np.logspace(-3, 1, c)[:, None, None, None]).astype(
+        np.float32
+    )
+    inits = [
+        numpy_helper.from_array(np.array(6 / 255, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.uint8), "zp"),
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.array(1e-3, np.float32), "s2"),
+        numpy_helper.from_array(np.array(128, np.uint8), "zp2"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"], name="q"),
+        helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"], name="dq"),
+        helper.make_node("Conv", ["xd", "w"], ["c"], name="dw", group=c, pads=[1, 1, 1, 1]),
+        # the next INT8 layer's input quantization: what makes ONNX Runtime fuse the conv
+        helper.make_node("QuantizeLinear", ["c", "s2", "zp2"], ["cq"], name="q2"),
+        helper.make_node("DequantizeLinear", ["cq", "s2", "zp2"], ["y"], name="dq2"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 6, 6])], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.uniform(0, 6, (1, c, 6, 6)).astype(np.float32)
+
+    def run(m: onnx.ModelProto, optimize: bool) -> np.ndarray:
+        opts = ort.SessionOptions()
+        if not optimize:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return sess.run(None, {"x": x})[0]
+
+    exact = run(model, optimize=False)  # the FP32 conv as written
+    small = slice(0, 3)  # the channels with the smallest weights
+    unguarded = run(model, optimize=True)
+    guarded_model = onnx.ModelProto()
+    guarded_model.CopyFrom(model)
+    assert _guard_float_layers(guarded_model) == 1
+    guarded = run(guarded_model, optimize=True)
+    np.testing.assert_allclose(guarded, exact, rtol=1e-5, atol=1e-6)
+    # not vacuous: without the guard ONNX Runtime changed the small channels' weights
+    assert not np.allclose(unguarded[:, small], exact[:, small], rtol=1e-2, atol=1e-5)
+
+
+def test_bad_percentile_and_bias_crops_fail_cleanly(
+    tiny_fp32: Path, market: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.onnx"
+    with pytest.raises(ReidTraceError, match="percentile must be in"):
+        quantize_onnx(tiny_fp32, out, market, percentile=101.0)
+    with pytest.raises(ReidTraceError, match="bias correction needs at least 1 crop"):
+        quantize_onnx(tiny_fp32, out, market, bias_crops=0)
+    assert not out.exists()
