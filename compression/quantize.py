@@ -461,6 +461,22 @@ def _guard_float_layers(proto: onnx.ModelProto) -> int:
     return len(guards)
 
 
+@contextlib.contextmanager
+def _constant_activation_hint(method: CalibrationMethod) -> Iterator[None]:
+    """numpy's histogram (entropy and percentile calibration) fails on an activation that is
+    the same on every calibration crop; say what that means instead of its traceback."""
+    try:
+        yield
+    except ValueError as err:
+        if "Too many bins for data range" not in str(err):
+            raise
+        raise ReidTraceError(
+            f"{method.name} calibration failed: an activation of the model is constant over "
+            "every calibration crop (an untrained or collapsed model, or identical crops)",
+            hint="calibrate with --calibration-method minmax, or on more varied crops",
+        ) from err
+
+
 def _quantize(
     prep: Path,
     out: Path,
@@ -475,7 +491,7 @@ def _quantize(
         onnx.save(onnx.load(str(prep)), str(out))
         return
     reader.set_range(0, len(reader))
-    with _quiet():
+    with _quiet(), _constant_activation_hint(method):
         quantize_static(
             str(prep),
             str(out),

@@ -243,3 +243,20 @@ def test_bad_percentile_and_bias_crops_fail_cleanly(
     with pytest.raises(ReidTraceError, match="bias correction needs at least 1 crop"):
         quantize_onnx(tiny_fp32, out, market, bias_crops=0)
     assert not out.exists()
+
+
+def test_constant_activation_becomes_one_line_error() -> None:
+    # numpy's histogram error (percentile/entropy calibration of a constant activation) is
+    # turned into a ReidTraceError that names the fix; any other ValueError is left alone
+    from onnxruntime.quantization import CalibrationMethod
+
+    from compression.quantize import _constant_activation_hint
+
+    hint = _constant_activation_hint(CalibrationMethod.Percentile)
+    one = np.float32(1.0)
+    with pytest.raises(ReidTraceError, match="constant over every calibration crop") as info, hint:
+        np.histogram(np.full(8, one), bins=2048, range=(one, np.nextafter(one, 2 * one)))
+    assert "minmax" in (info.value.hint or "")
+    hint = _constant_activation_hint(CalibrationMethod.Percentile)
+    with pytest.raises(ValueError, match="other"), hint:
+        raise ValueError("other")
