@@ -230,7 +230,10 @@ def _pareto(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then a rename: never half a file
+    (not mkstemp: its 0600 mode would survive the rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         write(tmp)
@@ -243,7 +246,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """``report.json``, ``report.md`` and ``pareto.png`` in ``out``, each written atomically."""
-    _atomic(out / "pareto.png", lambda p: _pareto(report, p))
-    _atomic(out / "report.md", lambda p: p.write_text(markdown(report)))
+    write_atomic(out / "pareto.png", lambda p: _pareto(report, p))
+    write_atomic(out / "report.md", lambda p: p.write_text(markdown(report)))
     text = json.dumps(report, indent=1, sort_keys=True, default=str) + "\n"
-    _atomic(out / "report.json", lambda p: p.write_text(text))
+    write_atomic(out / "report.json", lambda p: p.write_text(text))

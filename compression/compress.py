@@ -29,11 +29,8 @@ is written, so a bad model, data folder, calibration folder or budget leaves no 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -44,6 +41,7 @@ from typing import Any
 import torch
 
 from compression.calibration import find_crops
+from compression.chain_report import write_atomic
 from compression.plan import CompressionPlan
 from compression.prune import CRITERIA, count_macs, prune_model
 from compression.sensitivity import RATIOS, cosine_proxy, parse_budget, search_plan
@@ -176,17 +174,7 @@ class CompressConfig:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """``text`` to ``path`` through a temporary file in the same folder and a rename (not
-    mkstemp: its 0600 mode would survive the rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -410,8 +398,8 @@ class _Run:
             meta = {**meta, "compress_stage": "distilled"}
             export_onnx(model, self.out / "model_fp32.onnx", flip=cfg.flip, extra_metadata=meta)
         else:  # no distillation: the final FP32 model is the pruned one
-            shutil.copyfile(self.out / "pruned_fp32.onnx", self.out / ".model_fp32.onnx.tmp")
-            os.replace(self.out / ".model_fp32.onnx.tmp", self.out / "model_fp32.onnx")
+            src = self.out / "pruned_fp32.onnx"
+            write_atomic(self.out / "model_fp32.onnx", lambda tmp: shutil.copyfile(src, tmp))
         files["final"] = "model_fp32.onnx"
         return {"files": files, "flip": cfg.flip}
 
