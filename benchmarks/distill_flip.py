@@ -3,9 +3,10 @@
 Usage::
 
     python benchmarks/distill_flip.py --train TRAIN_MARKET --out DIR [--iters 400]
-        [--max-minutes 25] [--lr 5e-5] [--threads 2]
+        [--max-minutes 25] [--lr 5e-5] [--threads 2] [--student PRUNED.pt] [--resume]
 
-Student and teacher both start as the shipped model (``load_checkpoint("default")``); the
+Student and teacher both start as the shipped model (``load_checkpoint("default")``), or the
+student as ``--student`` (e.g. a ``benchmarks/prune_light.py`` checkpoint); the
 teacher's pooled features are averaged with its mirror image's (``teacher_flip``), the student
 runs one pass. Terms: CE + triplet on the training identities of TRAIN_MARKET, ``embed`` and
 ``relational`` distillation at weight 1 (no logit or feature term). Writes DIR/last.pt and
@@ -33,9 +34,11 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=25.0)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--student", default="default", help="student checkpoint (default: shipped)")
+    ap.add_argument("--resume", action="store_true", help="continue OUT/last.pt (same options)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    student, _ = load_checkpoint("default")
+    student, _ = load_checkpoint(args.student)
     teacher, _ = load_checkpoint("default")
     cfg = DistillConfig(
         iters=args.iters,
@@ -48,6 +51,7 @@ def main() -> None:
         teacher_flip=True,
         checkpoint_every=25,
         device="cpu",
+        resume=args.resume,
     )
     summary = distill_finetune(student, teacher, args.train, args.out, cfg)
     model, _ = load_checkpoint(args.out / "last.pt")
