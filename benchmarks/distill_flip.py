@@ -5,7 +5,7 @@ Usage::
     python benchmarks/distill_flip.py --train TRAIN_MARKET --out DIR [--iters 400]
         [--max-minutes 25] [--lr 5e-5] [--threads 2]
 
-Student and teacher both start as the shipped model (``load_checkpoint("default")``); the
+Student and teacher both start as the FP32 source (``load_checkpoint("default")``); the
 teacher's pooled features are averaged with its mirror image's (``teacher_flip``), the student
 runs one pass. Terms: CE + triplet on the training identities of TRAIN_MARKET, ``embed`` and
 ``relational`` distillation at weight 1 (no logit or feature term). Writes DIR/last.pt and
