@@ -8,7 +8,7 @@ Usage::
 
 ``--student``: the pruned student; written first (ThiNet, uniform ``--ratio`` of every
 block-internal width, ``--samples`` crops of TRAIN_MARKET) when the file does not exist yet.
-The teacher is the shipped model (``load_checkpoint("default")``). ``--row``: ``before`` (the
+The teacher is the FP32 source model (``load_checkpoint("default")``). ``--row``: ``before`` (the
 pruned student, no fine-tuning), ``teacher`` (the unpruned model), ``none`` (CE + triplet
 only), ``all`` (every distillation term at weight 1), or one term alone (``logit``,
 ``feature``, ``embed``, ``relational``). Fine-tuning rows run ``--iters`` batches on the training

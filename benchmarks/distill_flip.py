@@ -5,7 +5,7 @@ Usage::
     python benchmarks/distill_flip.py --train TRAIN_MARKET --out DIR [--iters 400]
         [--max-minutes 25] [--lr 5e-5] [--threads 2] [--student PRUNED.pt] [--resume]
 
-Student and teacher both start as the shipped model (``load_checkpoint("default")``), or the
+Student and teacher both start as the FP32 source (``load_checkpoint("default")``), or the
 student as ``--student`` (e.g. a ``benchmarks/prune_light.py`` checkpoint); the
 teacher's pooled features are averaged with its mirror image's (``teacher_flip``), the student
 runs one pass. Terms: CE + triplet on the training identities of TRAIN_MARKET, ``embed`` and

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/prune_light.py --train TRAIN_MARKET --keep GROUP=N[,GROUP=N...]
         [--samples 64] [--threads 2] --out OUT.pt [--onnx OUT.onnx] [--flip]
 
-The shipped model (``load_checkpoint("default")``) keeps every group at full width except the
+The FP32 source model (``load_checkpoint("default")``) keeps every group at full width except the
 ones in ``--keep``, pruned by ThiNet with its least-squares refit on ``--samples`` crops of the
 training split of TRAIN_MARKET (never the test splits), in forward order. Writes the pruned
 checkpoint and, with ``--onnx``, its ONNX export (one pass a crop unless ``--flip``). Prints

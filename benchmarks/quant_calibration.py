@@ -5,7 +5,7 @@ Usage::
     python benchmarks/quant_calibration.py --calibration MARKET --variants
         percentile:99.999:256,percentile:99.99:256,entropy::256,minmax::256 --out OUT.json
 
-Each variant ``method:percentile:crops`` quantizes the shipped model with its flip averaging
+Each variant ``method:percentile:crops`` quantizes the FP32 source model with its flip averaging
 stripped, everything INT8 (``--fp32-types none``), per-channel weights, and compares the
 embeddings of ``--probe`` held-out crops of the calibration folder (none of them calibrates
 any variant; never the test splits) with the FP32 model's. Prints and writes one row per variant.
@@ -48,7 +48,7 @@ def _embed(path: Path, x: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="reid/weights/default.onnx")
+    ap.add_argument("--model", default="reid/weights/source_fp32.onnx")
     ap.add_argument("--calibration", required=True)
     ap.add_argument("--variants", required=True)
     ap.add_argument("--probe", type=int, default=256)

@@ -1,6 +1,6 @@
 """Per-node INT8 sensitivity of a one-pass ReID model: which quantized nodes cost the most.
 
-For the shipped model with its flip averaging stripped, quantized like ``reidtrace quantize
+For the FP32 source model with its flip averaging stripped, quantized like ``reidtrace quantize
 --no-flip`` (percentile ranges, per-channel weights), every quantizable compute node (conv or
 residual add, with the ReLU6 that follows it) is left in FP32 alone, and the embeddings of
 held-out crops of the calibration folder (never the test splits) are compared with the FP32
@@ -64,7 +64,7 @@ def _fp32_set(kinds: dict[str, str], producer: dict, ops: dict, keep: set[str]) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="reid/weights/default.onnx")
+    ap.add_argument("--model", default="reid/weights/source_fp32.onnx")
     ap.add_argument("--calibration", required=True)
     ap.add_argument("--crops", type=int, default=256)
     ap.add_argument("--probe", type=int, default=256, help="held-out calibration-folder crops")

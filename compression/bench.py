@@ -7,11 +7,13 @@ Rows:
 
 - a ResNet-50 in PyTorch FP32 at 256x128, the usual thesis-style ReID baseline (random weights:
   speed does not need trained ones);
-- the source model (the shipped ``default.onnx`` unless told otherwise) in PyTorch FP32, rebuilt
+- the source model (the bundled ``source_fp32.onnx`` unless told otherwise) in PyTorch FP32, rebuilt
   from the ONNX file by ``reid.models.onnx_import``; flip averaging is kept when the file has
   it, so both source rows do the same work;
 - the same source file in ONNX Runtime FP32;
-- any further ONNX files (``models``): the INT8 file, later pruned and distilled ones.
+- any further ONNX files (``models``): the INT8 file, later pruned and distilled ones. The CLI
+  with no ``--models`` gives one, ``default``: the bundled default embedder (``default.onnx``,
+  the INT8 compression of the source), so the headline is the shipped model against its source.
 
 PyTorch rows run in their best configuration: eval mode, ``torch.inference_mode``, ``threads``
 torch threads, and channels-last memory format when it measures faster. ONNX rows run through
@@ -44,7 +46,7 @@ import onnxruntime as ort
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from reid.embed import OnnxEmbedder, default_model
+from reid.embed import OnnxEmbedder, source_model
 from reid.errors import ReidTraceError
 
 __all__ = ["BenchRow", "bench_extractor", "markdown_table", "onnx_cost", "parse_models"]
@@ -112,7 +114,7 @@ def bench_extractor(
     """Measure the rows (module docstring); ``{"rows": [...], "headline": {...}, "setup": {}}``.
 
     ``baseline``: a registry name, optionally ``NAME@HxW`` for another input size (None: no
-    baseline row). ``source``: the FP32 ONNX source model (None: the bundled default).
+    baseline row). ``source``: the FP32 ONNX source model (None: the bundled ``source_fp32.onnx``).
     ``torch_source=False`` leaves out the source's PyTorch row (only importable architectures
     can be rebuilt from ONNX; ``reidtrace compress`` times the ONNX files alone).
     """
@@ -125,7 +127,7 @@ def bench_extractor(
             f"headline row {headline!r} is not one of --models",
             hint=f"choose one of {sorted(models) or ['(give --models name=FILE.onnx)']}",
         )
-    src = Path(source) if source is not None else default_model()
+    src = Path(source) if source is not None else source_model()
     OnnxEmbedder(src, threads=1)  # validates the file before anything is timed
     if data is not None and not Path(data).is_dir():
         raise ReidTraceError(

@@ -1,7 +1,8 @@
 """The whole compression chain as one resumable run: ``reidtrace compress``.
 
-``compress(cfg)`` takes a trained model (the shipped ``default``, one of our ONNX exports, or a
-training checkpoint), a Market-format folder and a budget, and runs the stages of this package
+``compress(cfg)`` takes a trained model (``default`` or ``source``: the bundled FP32 model
+``source_fp32.onnx`` that the default embedder was compressed from; one of our ONNX exports; or
+a training checkpoint), a Market-format folder and a budget, and runs the stages of this package
 in order, each writing its outputs into ``cfg.out`` under a temporary name renamed into place:
 
 =========  =================================================================================
@@ -49,7 +50,7 @@ from reid.data.market import read_market
 from reid.errors import ReidTraceError
 from reid.models import ReIDNet, load_checkpoint, save_checkpoint
 from reid.models.features import load_batch
-from reid.models.onnx_import import is_onnx_weights, resolve_onnx_path
+from reid.models.onnx_import import SOURCE_WORDS, is_onnx_weights, resolve_onnx_path
 
 __all__ = [
     "DISTILL_TERMS",
@@ -162,7 +163,7 @@ class CompressConfig:
     def recorded(self) -> dict[str, Any]:
         """The arguments ``stages.json`` records: paths absolute, the free ones left out."""
         d = asdict(self)
-        d["model"] = self.model if self.model == "default" else str(Path(self.model).resolve())
+        d["model"] = self.model if self.model in SOURCE_WORDS else str(Path(self.model).resolve())
         d["data"] = str(Path(self.data).resolve())
         d["calibration"] = None if self.calibration is None else str(self.calibration.resolve())
         d["ratios"] = [float(r) for r in self.ratios]
@@ -267,13 +268,13 @@ def _check_inputs(cfg: CompressConfig) -> tuple[ReIDNet, dict, Path | None]:
 
         pick_device(cfg.device)  # --device cuda without CUDA: refused before any work
     spec = str(cfg.model)
-    if spec != "default" and not Path(spec).expanduser().is_file():
+    if spec not in SOURCE_WORDS and not Path(spec).expanduser().is_file():
         raise ReidTraceError(
             f"--model {spec!r} does not exist",
-            hint="pass default (the shipped model), an .onnx export or a `reidtrace train` "
-            "checkpoint (.pt)",
+            hint="pass default or source (the bundled FP32 model), an FP32 .onnx export or a "
+            "`reidtrace train` checkpoint (.pt)",
         )
-    model, meta = load_checkpoint(spec if spec == "default" else Path(spec).expanduser())
+    model, meta = load_checkpoint(spec if spec in SOURCE_WORDS else Path(spec).expanduser())
     source_onnx = resolve_onnx_path(spec) if is_onnx_weights(spec) else None
     if source_onnx is not None:
         source_onnx = Path(source_onnx).expanduser().resolve()

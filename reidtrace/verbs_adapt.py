@@ -74,7 +74,9 @@ def adapt(
         "person, tracks sharing time in one camera = different people.",
     ),
     model: str = typer.Option(
-        "default", help="Start model: default (the shipped one), our .onnx export or a .pt."
+        "default",
+        help="Start model: default or source (the bundled FP32 source of the default; the "
+        "INT8 default itself is not trainable), our FP32 .onnx export or a .pt.",
     ),
     eval_data: Path | None = typer.Option(
         None, "--eval", help="Market-format folder: mAP/rank-1 before and after."
@@ -172,18 +174,26 @@ def adapt(
 
 
 def reembed_cmd(
-    model: Path = typer.Option(..., help="The new .onnx model for every sighting."),
+    model: str = typer.Option(
+        ..., help="The new model for every sighting: default (the bundled one) or FILE.onnx."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Re-embed the store's sightings (from their thumbnails) with MODEL and rebuild the index."""
     with friendly_errors(as_json):
-        if model.suffix.lower() != ".onnx":
+        if model.strip() == "default":  # e.g. a store of the previous default, after an upgrade
+            from reid.embed import default_model
+
+            path = default_model()
+        else:
+            path = Path(model).expanduser()
+        if path.suffix.lower() != ".onnx":
             raise ReidTraceError(
-                f"--model {str(model)!r} is not an .onnx file",
-                hint="export a checkpoint first (`reidtrace export`)",
+                f"--model {model!r} is not an .onnx file",
+                hint="pass default or export a checkpoint first (`reidtrace export`)",
             )
         with progress_bar(not as_json) as update:
-            out = _reembed(str(model), update)
+            out = _reembed(str(path), update)
     if as_json:
         typer.echo(json.dumps(out, sort_keys=True))
         return

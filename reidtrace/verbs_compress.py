@@ -27,18 +27,34 @@ def _needs_extra(err: ModuleNotFoundError) -> ReidTraceError:
     )
 
 
-def _source(model: str | None) -> Path:
-    from reid.embed import default_model
+SOURCE_WORDS = ("", "default", "source")
+"""Words for the bundled FP32 source model (``source_fp32.onnx``): what compression starts
+from. "default" keeps meaning it here, because the default embedder is its INT8 compression."""
 
-    if model in (None, "", "default"):
-        return default_model()
+
+def _source(model: str | None) -> Path:
+    from reid.embed import source_model
+
+    if model is None or model.strip().lower() in SOURCE_WORDS:
+        return source_model()
     path = Path(model).expanduser()
     if path.suffix.lower() != ".onnx" or not path.is_file():
         raise ReidTraceError(
             f"model {model!r} is not an .onnx file",
-            hint="pass default (the bundled model) or an FP32 file from `reidtrace export`",
+            hint="pass default or source (the bundled FP32 model) or an FP32 file from "
+            "`reidtrace export`",
         )
     return path
+
+
+def _extractor_rows(models: str) -> dict[str, Path]:
+    """``--models`` as rows; without it, the bundled default embedder (the shipped INT8 file)
+    is the one row compared with the source, so ``bench extractor`` alone gives the headline."""
+    from compression.bench import parse_models
+    from reid.embed import default_model
+
+    rows = parse_models(models)
+    return rows or {"default": default_model()}
 
 
 def _terms(spec: str) -> tuple[str, ...]:
@@ -67,8 +83,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             ...,
             "--model",
-            help="The trained model: default (the shipped one), an ONNX export or a "
-            "`reidtrace train` checkpoint (.pt).",
+            help="The trained model: default or source (the bundled FP32 model the default "
+            "embedder was compressed from), an FP32 ONNX export or a `reidtrace train` "
+            "checkpoint (.pt).",
         ),
         data: Path = typer.Option(
             ...,
@@ -189,7 +206,10 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="The INT8 ONNX file to write."),
         model: str = typer.Option(
-            "default", "--model", help="The FP32 ONNX model: default (bundled) or FILE.onnx."
+            "default",
+            "--model",
+            help="The FP32 ONNX model: default or source (the bundled FP32 source model) or "
+            "FILE.onnx.",
         ),
         method: str = typer.Option(
             "percentile", "--method", help="Activation ranges: minmax, entropy or percentile."
@@ -285,10 +305,14 @@ def bench_extractor(
         "",
         "--models",
         help="Extra ONNX rows, name=FILE.onnx comma-separated (INT8, pruned, ...); the last is "
-        "the headline unless --headline.",
+        "the headline unless --headline. Without it: one row `default`, the bundled default "
+        "embedder.",
     ),
     source: str = typer.Option(
-        "default", "--source", help="The uncompressed FP32 ONNX model: default or FILE.onnx."
+        "default",
+        "--source",
+        help="The uncompressed FP32 ONNX model: default or source (the bundled "
+        "source_fp32.onnx) or FILE.onnx.",
     ),
     baseline: str = typer.Option(
         "resnet50", "--baseline", help="PyTorch baseline row: a registry name[@HxW], or none."
@@ -305,11 +329,12 @@ def bench_extractor(
 ) -> None:
     """ReID extractors side by side in one process: throughput (batch 32), latency (batch 1),
     GMACs, parameters, size, peak memory and optionally mAP; ResNet-50 and the source model in
-    PyTorch FP32, the source in ONNX Runtime FP32, then the given ONNX files."""
+    PyTorch FP32, the source in ONNX Runtime FP32, then the given ONNX files (without
+    --models: the bundled default embedder, the headline against its FP32 source)."""
     with friendly_errors(as_json), progress_bar(not as_json) as update:
         try:
             from compression.bench import bench_extractor as run
-            from compression.bench import markdown_table, parse_models
+            from compression.bench import markdown_table
         except ModuleNotFoundError as err:
             if err.name not in ("torch", "onnx", "torchreid"):
                 raise
@@ -317,7 +342,7 @@ def bench_extractor(
         report: dict[str, Any] = run(
             source=_source(source),
             baseline=None if baseline.strip().lower() in ("", "none") else baseline.strip(),
-            models=parse_models(models),
+            models=_extractor_rows(models),
             data=data,
             headline=headline,
             batch=batch,

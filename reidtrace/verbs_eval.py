@@ -158,8 +158,8 @@ def _imagenet_path() -> Path:
 
 
 def _resolve_models(spec: str) -> dict[str, Path]:
-    """``default``, ``imagenet`` or ONNX paths, comma-separated -> {row name: file}."""
-    from reid.embed import default_model
+    """``default``, ``source``, ``imagenet`` or ONNX paths, comma-separated -> {row name: file}."""
+    from reid.embed import default_model, source_model
 
     out: dict[str, Path] = {}
     for item in (s.strip() for s in spec.split(",")):
@@ -167,6 +167,8 @@ def _resolve_models(spec: str) -> dict[str, Path]:
             continue
         if item == "default":
             out[item] = default_model()
+        elif item == "source":
+            out[item] = source_model()
         elif item == "imagenet":
             path = _imagenet_path()
             if not path.is_file():
@@ -180,7 +182,7 @@ def _resolve_models(spec: str) -> dict[str, Path]:
             if path.suffix.lower() != ".onnx" or not path.is_file():
                 raise ReidTraceError(
                     f"model {item!r} is not an .onnx file",
-                    hint="--models takes default, imagenet or paths of .onnx files",
+                    hint="--models takes default, source, imagenet or paths of .onnx files",
                 )
             out[path.name] = path
     if not out:
@@ -192,8 +194,8 @@ def bench_reid_domains(
     models: str = typer.Option(
         "default,imagenet",
         "--models",
-        help="Comma-separated: default (the bundled model), imagenet (`export --imagenet`), "
-        "or .onnx paths.",
+        help="Comma-separated: default (the bundled default embedder, INT8), source (its "
+        "bundled FP32 source), imagenet (`export --imagenet`), or .onnx paths.",
     ),
     synthetic: Path | None = typer.Option(
         None,

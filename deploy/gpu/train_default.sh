@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train the shipped default ReID model on a GPU machine: the recipe of reid/weights/README.md.
+# Train the FP32 source of the default ReID model (reid/weights/source_fp32.onnx) on a GPU
+# machine: the recipe of reid/weights/README.md. `reidtrace quantize` then makes the INT8 default.
 #
 # Usage: OUT=/where/results/go bash deploy/gpu/train_default.sh
 #
@@ -47,7 +48,7 @@ rt train --data /tmp/rt-train/market --arch "$ARCH" --out /tmp/rt-stage2 --no-im
   --weights /tmp/rt-stage1/last.pt --epochs 5 --eval-every 5 --lr 1e-4 --workers 12 $LEVERS \
   --json > "$OUT/stage2.json"
 echo "trained in $(( $(date +%s) - start )) s"
-rt export --checkpoint /tmp/rt-stage2/last.pt --out "$OUT/default.onnx" --flip
+rt export --checkpoint /tmp/rt-stage2/last.pt --out "$OUT/source_fp32.onnx" --flip
 cp /tmp/rt-stage1/log.csv "$OUT/stage1_log.csv"
 cp /tmp/rt-stage2/log.csv "$OUT/stage2_log.csv"
 # the weights alone (no optimizer state): small enough to copy off the machine
@@ -55,5 +56,5 @@ python3 -c "import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', w
   /tmp/rt-stage2/last.pt "$OUT/default_weights.pt"
 echo "all done in $(( $(date +%s) - start )) s; evaluate with:"
 echo "  reidtrace synth DATA/eval --crops-only --identities 750 --seed 202"
-echo "  reidtrace evaluate --data DATA/eval/market --model $OUT/default.onnx --json"
-echo "  reidtrace bench reid-domains --models default,$OUT/default.onnx --synthetic DATA/eval/market"
+echo "  reidtrace evaluate --data DATA/eval/market --model $OUT/source_fp32.onnx --json"
+echo "  reidtrace bench reid-domains --models source,$OUT/source_fp32.onnx --synthetic DATA/eval/market"

@@ -96,38 +96,57 @@ def rebuild_hint(path: Path) -> str:
     )
 
 
+def _bundled_name(model_id: str) -> str | None:
+    """How a user names ``model_id`` when it is one of the bundled models: ``default`` (the
+    default embedder) or the path of ``source_fp32.onnx`` (the FP32 model the default was
+    compressed from, itself the default before). None for any other model."""
+    from reid.embed import DEFAULT_MODEL, SOURCE_MODEL, model_identity
+
+    for name, path in (("default", DEFAULT_MODEL), (str(SOURCE_MODEL), SOURCE_MODEL)):
+        with contextlib.suppress(ReidTraceError, OSError):
+            if path.is_file() and model_identity(path) == model_id:
+                return name
+    return None
+
+
 def model_mismatch_error(
     what: str, built: str, configured: str, *, index_path: Path | None = None
 ) -> ReidTraceError:
     """The error for ``what`` (the database, or the index at ``index_path``) holding vectors of
     model ``built`` when the caller works with model ``configured``.
 
-    Nothing can turn one model's vectors into another's here (``index rebuild`` only re-reads
-    the stored vectors), so the hint says which model to configure, or to embed again.
+    The way out is ``reidtrace reembed`` (every sighting's vector again from its thumbnail with
+    the configured model, then the index), or configuring the model the vectors came from;
+    ``index rebuild`` only re-reads the stored vectors. The bundled models are named as the
+    user names them, so a store embedded by the previous default (``source_fp32.onnx`` now)
+    gets a hint that can be pasted.
     """
+    target = _bundled_name(configured) or "FILE.onnx"
+    reembed = (
+        f"to switch the store to {configured!r}, run `reidtrace reembed --model {target}`"
+        + ("" if target != "FILE.onnx" else f" with the file whose id is {configured!r}")
+        + " (re-embeds every sighting from its stored crop, then rebuilds the index)"
+    )
     if built == LEGACY_MODEL:
         message = (
             f"{what} holds vectors stored before vectors named their model (model "
             f"{LEGACY_MODEL!r}: which file made them is unknown), and the configured model is "
             f"{configured!r}"
         )
-        hint = (
-            f"ingest the footage again with {configured!r} into a new database and index path "
-            "(REIDTRACE_DATABASE_URL, REIDTRACE_INDEX_PATH); `reidtrace index rebuild` cannot "
-            "help, it only re-reads the stored vectors"
+        hint = reembed + (
+            "; or ingest the footage again into a new database and index path "
+            "(REIDTRACE_DATABASE_URL, REIDTRACE_INDEX_PATH)"
         )
     else:
         message = (
             f"{what} holds vectors of model {built!r}, but the configured model is "
             f"{configured!r}; vectors of two models are not comparable"
         )
-        hint = (
-            f"to use it, set --model / reid_model to the file whose id is {built!r} (the "
-            "'arch' metadata and the first 12 hex digits of the file's sha256); to switch "
-            f"models, ingest the footage again with {configured!r} into a new database and "
-            "index path (REIDTRACE_DATABASE_URL, REIDTRACE_INDEX_PATH): `reidtrace index "
-            "rebuild` only re-reads the stored vectors, it cannot re-embed them"
+        keep = _bundled_name(built) or (
+            f"the file whose id is {built!r} (the 'arch' metadata and the first 12 hex digits "
+            "of the file's sha256)"
         )
+        hint = f"{reembed}; or, to keep using its vectors, set --model / reid_model to {keep}"
     if index_path is not None:
         hint += f"; if the database holds no vectors of {built!r}, {rebuild_hint(index_path)}"
     return ReidTraceError(message, hint=hint)

@@ -7,16 +7,19 @@
 from reid.embed.model_file import InputContract, model_identity
 from reid.embed.onnx import (
     DEFAULT_MODEL,
+    SOURCE_MODEL,
     VALID_FLAG,
     OnnxEmbedder,
     create_embedder,
     default_model,
     preprocess_crops,
     read_image,
+    source_model,
 )
 
 __all__ = [
     "DEFAULT_MODEL",
+    "SOURCE_MODEL",
     "VALID_FLAG",
     "InputContract",
     "OnnxEmbedder",
@@ -25,4 +28,5 @@ __all__ = [
     "model_identity",
     "preprocess_crops",
     "read_image",
+    "source_model",
 ]

@@ -27,8 +27,9 @@ Every model has an identity, :func:`model_identity` (``OnnxEmbedder.model_id``):
 ``"<arch>-<sha256[:12]>"``, the ``arch`` metadata (else the file's stem) and the start of the
 file's SHA-256. The store and the vector index record it with every vector, because vectors of
 two models are not comparable: the name keeps it readable, the hash makes two different files
-two different models whatever they are called (the bundled ``default.onnx`` is
-``mobilenetv2_x1_0-5e696aa0c364``).
+two different models whatever they are called (the bundled FP32 source model
+``source_fp32.onnx`` is ``mobilenetv2_x1_0-5e696aa0c364``; the default ``default.onnx``, its INT8
+compression, has its own identity, so vectors stored with one are refused by the other).
 
 Preprocessing (:func:`preprocess_crops`) is the same as the PyTorch evaluation path's
 (``reid.models.extract_features``; ``tests/reid/models/test_export.py`` checks that they agree),
@@ -64,6 +65,7 @@ from reid.vectors import l2_normalize
 
 __all__ = [
     "DEFAULT_MODEL",
+    "SOURCE_MODEL",
     "InputContract",
     "OnnxEmbedder",
     "create_embedder",
@@ -71,10 +73,16 @@ __all__ = [
     "model_identity",
     "preprocess_crops",
     "read_image",
+    "source_model",
 ]
 
 DEFAULT_MODEL = Path(reid.__file__).parent / "weights" / "default.onnx"
-"""The bundled embedder, used when no model is named."""
+"""The bundled embedder, used when no model is named: the INT8 compression of
+:data:`SOURCE_MODEL` (one pass a crop), which ONNX Runtime runs but PyTorch cannot rebuild."""
+
+SOURCE_MODEL = Path(reid.__file__).parent / "weights" / "source_fp32.onnx"
+"""The bundled FP32 model the default was compressed from (flip averaging in the graph): the
+trainable copy of the shipped weights, for training, adaptation and compression."""
 
 VALID_FLAG = "embedding_valid"
 """``Detections.extra`` column set by :meth:`OnnxEmbedder.embed`: False where the box had no
@@ -386,3 +394,18 @@ def default_model() -> Path:
             hint="pass --model PATH (an .onnx file or a .pt/.pth checkpoint)",
         )
     return DEFAULT_MODEL
+
+
+def source_model() -> Path:
+    """The bundled FP32 source model, or a user error when this build ships none.
+
+    Whatever needs trainable weights or the uncompressed model (``load_checkpoint("default")``,
+    adaptation, compression, benchmarks of the source) starts here, because the INT8 default
+    cannot be turned back into PyTorch.
+    """
+    if not SOURCE_MODEL.is_file():
+        raise ReidTraceError(
+            f"no FP32 source model shipped (looked for {SOURCE_MODEL})",
+            hint="pass --model PATH (an FP32 .onnx file from `reidtrace export`)",
+        )
+    return SOURCE_MODEL

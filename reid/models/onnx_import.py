@@ -1,10 +1,12 @@
 """ONNX -> PyTorch for our own exports: the shipped model back as a trainable network.
 
-The bundled ``reid/weights/default.onnx`` is the only copy of the shipped model's weights (it was
-trained on a lent GPU whose checkpoint did not survive). Adaptation, fine-tuning and compression
-all need it in PyTorch, so this module rebuilds it from the file: the exporter folded every
-BatchNorm into the conv before it (weight scaled, bias added), kept the BNNeck as a node, and
-wrapped the net in flip averaging (one pass over ``[x, mirror(x)]``, so each conv appears once).
+The bundled ``reid/weights/source_fp32.onnx`` is the only copy of the shipped model's FP32
+weights (it was trained on a lent GPU whose checkpoint did not survive; the default embedder
+``default.onnx`` is its INT8 compression, which cannot be rebuilt: :func:`import_onnx` refuses
+quantized files). Adaptation, fine-tuning and compression all need the weights in PyTorch, so
+this module rebuilds them from the file: the exporter folded every BatchNorm into the conv
+before it (weight scaled, bias added), kept the BNNeck as a node, and wrapped the net in flip
+averaging (one pass over ``[x, mirror(x)]``, so each conv appears once).
 
 Rebuilding: the registry's architecture (the ``arch`` metadata field) is created, its convs are
 matched to the file's Conv nodes in order, with a shape check on every tensor, and each conv's
@@ -37,6 +39,7 @@ from reid.models.registry import list_models
 
 __all__ = [
     "FOLDABLE",
+    "SOURCE_WORDS",
     "import_onnx",
     "is_onnx_weights",
     "onnx_state_dict",
@@ -49,27 +52,30 @@ FOLDABLE = frozenset({"mobilenetv2_x1_0", "mobilenetv2_x1_0_128x64"})
 
 MIN_COSINE = 0.9999
 DEFAULT_WORD = "default"
+SOURCE_WORDS = frozenset({DEFAULT_WORD, "source"})
+"""Words meaning the bundled FP32 source model. ``default`` keeps its old meaning here (the
+shipped weights, trainable) although the default *embedder* is now that model's INT8 file."""
 
 
 def resolve_onnx_path(path: str | Path) -> Path:
-    """``"default"`` -> the bundled model file; anything else as a path."""
-    if str(path) == DEFAULT_WORD:
-        from reid.embed import default_model  # onnxruntime side of reid: no torch
+    """``"default"`` or ``"source"`` -> the bundled FP32 source model; anything else as a path."""
+    if str(path) in SOURCE_WORDS:
+        from reid.embed import source_model  # onnxruntime side of reid: no torch
 
-        return default_model()
+        return source_model()
     return Path(path)
 
 
 def is_onnx_weights(path: str | Path) -> bool:
-    """True for the word ``default`` and for ``.onnx`` files (what :func:`import_onnx` takes)."""
-    return str(path) == DEFAULT_WORD or Path(path).suffix.lower() == ".onnx"
+    """True for ``default``/``source`` and for ``.onnx`` files (what :func:`import_onnx` takes)."""
+    return str(path) in SOURCE_WORDS or Path(path).suffix.lower() == ".onnx"
 
 
 def _read(path: Path) -> onnx.ModelProto:
     if not path.is_file():
         raise ReidTraceError(
             f"model file {str(path)!r} does not exist",
-            hint="pass `default` (the bundled model) or an .onnx file from `reidtrace export`",
+            hint="pass `default` (the bundled FP32 model) or an .onnx file from `reidtrace export`",
         )
     try:
         return onnx.load(str(path))
@@ -141,7 +147,24 @@ def onnx_state_dict(path: str | Path) -> tuple[str, dict[str, Tensor]]:
     return _state_from_proto(_read(path), path)
 
 
+def _refuse_quantized(proto: onnx.ModelProto, path: Path) -> None:
+    """A quantized file (INT8 weights behind DequantizeLinear, such as the bundled default
+    embedder) has lost the FP32 weights: say so, instead of failing on a missing conv weight."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    quant_ops = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}
+    if meta.get("precision", "fp32") != "fp32" or any(
+        n.op_type in quant_ops for n in proto.graph.node
+    ):
+        raise ReidTraceError(
+            f"{str(path)!r} is a quantized (INT8) model, which cannot be imported back into "
+            "PyTorch",
+            hint="start from the FP32 model it was made from: `source` (the bundled "
+            "reid/weights/source_fp32.onnx) or your own FP32 export",
+        )
+
+
 def _state_from_proto(proto: onnx.ModelProto, path: Path) -> tuple[str, dict[str, Tensor]]:
+    _refuse_quantized(proto, path)
     arch = _arch(proto, path)
     inits = _stored_tensors(proto)
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from reid.data.market import read_market
-from reid.embed import OnnxEmbedder, default_model, model_identity
+from reid.embed import OnnxEmbedder, model_identity, source_model
 from reid.errors import ReidTraceError
 from reid.evaluate.domains import market_scores
 from reid.evaluate.rerank import k_reciprocal_jaccard
@@ -84,7 +84,8 @@ class AdaptConfig:
 
     ``groups[i]`` is the track of crop ``i`` (``-1``: none, e.g. a folder of crops) and
     ``cannot_link`` pairs of tracks that are different people. ``model`` is what
-    ``reid.models.load_checkpoint`` opens (a checkpoint, our ONNX export, or ``default``).
+    ``reid.models.load_checkpoint`` opens (a checkpoint, our ONNX export, or ``default`` /
+    ``source``: the bundled FP32 source model, since the INT8 default embedder is not trainable).
     Defaults follow cluster-contrast (eps 0.6, k1 30, k2 6, momentum 0.1, temperature 0.05,
     Adam 3.5e-4) with a CPU-sized budget.
     """
@@ -391,8 +392,8 @@ def _scores(onnx_path: Path, eval_data: Path | None, progress: Progress | None) 
 def _source_onnx(cfg: AdaptConfig, model: ReIDNet) -> Path:
     """The start model as the ONNX file users run: the file itself, or an export (with flip
     averaging, as ``model.onnx`` will have) of a checkpoint, so before/after compare alike."""
-    if cfg.model == "default":
-        return default_model()
+    if cfg.model in ("default", "source"):  # the trainable FP32 source, not the INT8 default
+        return source_model()
     if Path(cfg.model).suffix.lower() == ".onnx":
         return Path(cfg.model)
     return export_onnx(model, cfg.out / "source.onnx", flip=True)

@@ -97,6 +97,26 @@ def test_cli_json_and_errors(
         parse_models(f"a={tiny_int8},a={tiny_int8}")
 
 
+def test_cli_without_models_heads_with_the_bundled_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``bench extractor`` alone: the bundled FP32 source in both runtimes against the shipped
+    default embedder (INT8, one pass a crop), which is the headline."""
+    from reid.embed import default_model, source_model
+
+    code, out, _ = run(["bench", "extractor", "--json", "--baseline", "none", *FAST], capsys)
+    assert code == 0
+    report = json.loads(out)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert list(rows) == ["source_torch_fp32", "source_ort_fp32", "default"]
+    assert rows["source_ort_fp32"]["model"] == str(source_model())
+    assert rows["default"]["model"] == str(default_model())
+    assert rows["default"]["precision"] == "int8" and rows["default"]["passes"] == 1
+    assert rows["source_ort_fp32"]["passes"] == 2
+    assert report["headline"]["model"] == "default"
+    assert set(report["headline"]) >= HEADLINE_KEYS
+
+
 def test_quantize_cli(tiny_fp32: Path, market: Path, capsys, tmp_path: Path) -> None:
     out = tmp_path / "q.onnx"
     code, stdout, _ = run(

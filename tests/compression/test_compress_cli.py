@@ -135,6 +135,20 @@ def test_chain_runs_resumes_and_refuses_other_arguments(world, tmp_path, capsys,
     one_line_error(code, err, "other arguments")
 
 
+@pytest.mark.parametrize("word", ["default", "source"])
+def test_the_words_for_the_bundled_source_are_recorded_as_given(world, word, tmp_path) -> None:
+    """Both mean the bundled FP32 ``source_fp32.onnx`` (the INT8 default is not trainable); the
+    run folder records the word, not a path, so it resumes wherever the package is installed."""
+    from compression.compress import CompressConfig, _check_inputs
+    from reid.embed import SOURCE_MODEL
+
+    market, _ = world
+    cfg = CompressConfig(model=word, data=market, budget="macs=0.5", out=tmp_path / "o")
+    assert cfg.recorded()["model"] == word
+    _, meta, source_onnx = _check_inputs(cfg)
+    assert meta["arch"] == "mobilenetv2_x1_0" and source_onnx == SOURCE_MODEL.resolve()
+
+
 def test_unknown_architecture_is_one_line(world, tmp_path, capsys) -> None:
     from reid.models.weights import CHECKPOINT_FORMAT
 

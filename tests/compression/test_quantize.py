@@ -11,7 +11,7 @@ import pytest
 
 from compression.calibration import find_crops, sample_crops
 from compression.quantize import layer_types, quantize_onnx, strip_flip_average
-from reid.embed import DEFAULT_MODEL, OnnxEmbedder, model_identity, read_image
+from reid.embed import SOURCE_MODEL, OnnxEmbedder, model_identity, read_image
 from reid.errors import ReidTraceError
 
 
@@ -123,12 +123,12 @@ def test_strip_flip_is_one_pass_of_the_same_network(
 
 
 def test_layer_types_of_mobilenetv2() -> None:
-    kinds = layer_types(onnx.load(str(DEFAULT_MODEL)))  # the shipped MobileNetV2 x1.0
+    kinds = layer_types(onnx.load(str(SOURCE_MODEL)))  # the shipped MobileNetV2 x1.0, FP32
     counts = {k: list(kinds.values()).count(k) for k in set(kinds.values())}
     # MobileNetV2: one 3x3 stem conv, 17 depthwise convs, 10 residual adds (+ their ReLU6s)
     assert {"conv", "depthwise_conv", "pointwise_conv", "residual_add"} == set(counts)
     assert counts["residual_add"] == 10
-    ops = {n.name: n.op_type for n in onnx.load(str(DEFAULT_MODEL)).graph.node}
+    ops = {n.name: n.op_type for n in onnx.load(str(SOURCE_MODEL)).graph.node}
     assert sum(k == "depthwise_conv" and ops[n] == "Conv" for n, k in kinds.items()) == 17
 
 

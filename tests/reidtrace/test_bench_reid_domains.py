@@ -156,6 +156,14 @@ def test_cli_json_keys_and_bad_input(
     one_line_error(code, err, "export --imagenet")
 
 
+def test_model_words_name_the_bundled_files() -> None:
+    """``default`` is the default embedder (INT8), ``source`` its FP32 source."""
+    from reid.embed import DEFAULT_MODEL, SOURCE_MODEL
+    from reidtrace.verbs_eval import _resolve_models
+
+    assert _resolve_models("default,source") == {"default": DEFAULT_MODEL, "source": SOURCE_MODEL}
+
+
 def test_export_needs_one_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["export", "--out", str(tmp_path / "m.onnx")], capsys)
     one_line_error(code, err, "exactly one of --checkpoint")

@@ -144,3 +144,40 @@ def test_evaluate_search_equals_evaluate(env: Path, gallery: tuple[Path, Path], 
         assert doc["search"][key] == pytest.approx(doc["evaluate"][key], abs=1e-3), key
     code, out, _ = run(["evaluate-search", "--market", str(gallery[0]), "--no-compare"], capsys)
     assert code == 0 and "rank-1" in out and "evaluate" not in out
+
+
+def test_a_store_of_the_previous_default_is_refused_then_reembedded(
+    gallery: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A store embedded by the previous default (the FP32 file, now ``source_fp32.onnx``, same
+    identity) meets the INT8 default: search refuses it in one line whose hint names the way
+    out (``reidtrace reembed --model default``) and the old model's file; after the re-embed
+    the default searches it."""
+    from indexer.ingest import IngestConfig, ingest
+    from indexer.settings import IndexSettings
+    from reid.embed import SOURCE_MODEL, default_model, model_identity
+
+    folder, _ = gallery
+    home = tmp_path / "home"
+    home.mkdir()
+    report = ingest(
+        [folder],
+        db_url=f"sqlite:///{home / 'reidtrace.db'}",
+        index_path=home / "index.faiss",
+        index_settings=IndexSettings(),
+        cfg=IngestConfig(embedder_path=str(SOURCE_MODEL)),
+        market_split="gallery",
+    )
+    assert report.ok
+    monkeypatch.setenv("REIDTRACE_HOME", str(home))
+    monkeypatch.delenv("REIDTRACE_REID_MODEL", raising=False)
+    query = sorted((folder / "query").iterdir())[0]
+    code, _, err = run(["search", str(query), "--crop"], capsys)
+    one_line_error(code, err, "not comparable")
+    assert "reidtrace reembed --model default" in err and str(SOURCE_MODEL) in err
+    code, _, _ = run(["search", str(query), "--crop", "--model", str(SOURCE_MODEL)], capsys)
+    assert code == 0  # the old model still reads its store
+    code, out, _ = run(["reembed", "--model", "default", "--json"], capsys)
+    assert code == 0 and json.loads(out)["model"] == model_identity(default_model())
+    code, out, _ = run(["search", str(query), "--crop", "--json"], capsys)
+    assert code == 0 and json.loads(out)["people"][0]["hits"]

@@ -243,7 +243,8 @@ def _check_model(session: Session, sightings: Sequence[SightingCreate]) -> None:
                 f"this store holds vectors of model {other!r}; refusing to add vectors of "
                 f"model {model!r} (vectors of two models cannot be compared)",
                 hint=f"ingest with the model the store was built with ({other}), or into a "
-                "new database and index path",
+                "new database and index path, or re-embed the store with the new model first "
+                "(`reidtrace reembed --model FILE.onnx`)",
             )
         stored = session.scalar(select(Sighting.dim).where(Sighting.model == model).limit(1))
         if stored is not None and stored != dim:

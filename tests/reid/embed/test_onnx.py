@@ -21,7 +21,9 @@ from reid.embed import (
     InputContract,
     OnnxEmbedder,
     create_embedder,
+    default_model,
     preprocess_crops,
+    source_model,
 )
 from reid.embed.model_file import IMAGENET_MEAN, IMAGENET_STD
 from reid.errors import ReidTraceError
@@ -326,3 +328,22 @@ def test_create_embedder(flat_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr("reid.embed.onnx.DEFAULT_MODEL", tmp_path / "weights" / "default.onnx")
     with pytest.raises(ReidTraceError, match="no default model shipped yet"):
         create_embedder()
+    monkeypatch.setattr("reid.embed.onnx.SOURCE_MODEL", tmp_path / "weights" / "source.onnx")
+    with pytest.raises(ReidTraceError, match="no FP32 source model shipped") as err:
+        source_model()
+    assert "--model" in err.value.hint
+
+
+def test_the_bundled_default_is_the_int8_one_pass_model_of_the_source() -> None:
+    """The default embedder is the INT8 compression of the FP32 source: same input contract and
+    embedding size, one pass a crop (no flip averaging in the graph), its own identity (vectors
+    of the two are refused by each other's stores). The source keeps the identity the default
+    had before (the same bytes)."""
+    default, source = OnnxEmbedder(default_model()), OnnxEmbedder(source_model())
+    meta = lambda e: dict(e._session.get_modelmeta().custom_metadata_map)  # noqa: E731
+    assert meta(default)["precision"] == "int8" and "flip_average" not in meta(default)
+    assert meta(source).get("precision", "fp32") == "fp32" and meta(source)["flip_average"] == "1"
+    assert default.contract == source.contract and default.dim == source.dim == 1280
+    assert source.model_id == "mobilenetv2_x1_0-5e696aa0c364"
+    assert default.model_id != source.model_id
+    assert create_embedder().model_id == default.model_id

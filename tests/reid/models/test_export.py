@@ -211,7 +211,10 @@ def test_export_flushes_denormal_weights_without_changing_outputs(tmp_path: Path
     np.testing.assert_allclose(got[0], want, atol=1e-6)
 
 
-def test_shipped_default_model_has_no_denormal_weights() -> None:
-    from reid.embed import default_model
+def test_shipped_models_have_no_denormal_weights() -> None:
+    """Both bundled files: the FP32 source, and the INT8 default's FP32 tensors (biases,
+    scales, the layers kept in FP32), which ingestion runs on every crop."""
+    from reid.embed import default_model, source_model
 
+    assert _denormals(source_model()) == 0
     assert _denormals(default_model()) == 0

@@ -64,16 +64,39 @@ def test_import_reproduces_the_exported_network(exported) -> None:
     assert np.allclose(flipped, _ort(path, x), atol=1e-4)
 
 
-def test_load_checkpoint_takes_onnx_and_the_word_default() -> None:
-    model, meta = load_checkpoint("default")
+@pytest.mark.parametrize("word", ["default", "source"])
+def test_load_checkpoint_takes_the_words_for_the_fp32_source(word: str) -> None:
+    """``default`` still means the shipped weights in PyTorch: the FP32 source model, not the
+    INT8 default embedder (which cannot be rebuilt); ``source`` says the same."""
+    from reid.embed import SOURCE_MODEL, source_model
+
+    model, meta = load_checkpoint(word)
     assert meta["arch"] == "mobilenetv2_x1_0" and not model.training
+    assert Path(meta["onnx"]) == SOURCE_MODEL
     x = torch.rand(2, 3, 256, 128)
     with torch.inference_mode():
         both = model(torch.cat([x, x.flip(3)]))
     got = torch.nn.functional.normalize(both[:2] + both[2:], dim=1).numpy()
+    assert np.min(np.sum(got * _ort(source_model(), x), axis=1)) > 0.9999
+
+
+def test_quantized_files_are_refused_by_name(exported, tmp_path: Path) -> None:
+    _, path = exported
+    proto = onnx.load(str(path))
+    proto.metadata_props.add(key="precision", value="int8")
+    marked = tmp_path / "int8.onnx"
+    onnx.save(proto, str(marked))
+    with pytest.raises(ReidTraceError, match="quantized") as err:
+        import_onnx(marked)
+    assert "source_fp32.onnx" in err.value.hint
+
+
+def test_the_bundled_int8_default_is_refused_pointing_at_the_source() -> None:
     from reid.embed import default_model
 
-    assert np.min(np.sum(got * _ort(default_model(), x), axis=1)) > 0.9999
+    with pytest.raises(ReidTraceError, match="quantized") as err:
+        load_checkpoint(default_model())
+    assert "`source`" in err.value.hint
 
 
 def test_recalibration_keeps_the_function_and_fits_batch_statistics(exported) -> None:
