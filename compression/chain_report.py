@@ -173,12 +173,17 @@ def markdown(report: dict[str, Any]) -> str:
         "stage", "file", "precision", "passes", "GMACs", "params (M)", "size (MB)", "mAP",
         "rank-1", "img/s (b32)", "ms (b1)",
     ]  # fmt: skip
+    distill = (
+        f"distillation {a['distill_iters']} batches "
+        f"({', '.join(a['distill_terms']) or 'no teacher'})"
+        if a["distill_iters"] > 0
+        else "no distillation (--distill-iters 0)"
+    )
     lines = [
         f"# reidtrace compress: {a['model']}",
         "",
         f"Budget `{p['budget']}`: plan {p['macs'] / 1e6:.1f}M of {p['base_macs'] / 1e6:.1f}M MACs "
-        f"a pass ({p['macs_ratio']:.3f}x), criterion {a['criterion']}; distillation "
-        f"{a['distill_iters']} batches ({', '.join(a['distill_terms']) or 'no teacher'}); "
+        f"a pass ({p['macs_ratio']:.3f}x), criterion {a['criterion']}; {distill}; "
         f"flip averaging {'kept' if report['flip'] else 'stripped'}. Evaluated on `{a['data']}` "
         "(Market protocol, percent).",
         "",
@@ -200,8 +205,8 @@ def markdown(report: dict[str, Any]) -> str:
         *(
             [
                 f"**{UNTRAINED_NOTE}**: the checkpoint's metadata marks its weights as never "
-                "trained (random init), so every mAP and rank-1 here is near chance; only MACs, "
-                "size and speed are measured."
+                "trained (random init), so mAP, rank-1 and the INT8 cosine score random "
+                "features; only MACs, parameters, size and speed carry over to a trained model."
             ]
             if report.get("source_untrained")
             else []
