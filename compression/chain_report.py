@@ -25,6 +25,7 @@ __all__ = ["build_report", "markdown", "write_report"]
 REPORT_FORMAT = "reidtrace-compress-report"
 VERSION = 1
 BATCH = 32
+UNTRAINED_NOTE = "source untrained: mAP drop not meaningful"
 Progress = Callable[[str, int, int], None]
 ROW_KEYS = (
     "stage", "file", "precision", "passes", "gmacs", "params_m", "size_mb", "mAP", "rank1",
@@ -85,9 +86,15 @@ def build_report(
     out: Path,
     threads: int,
     repeats: int,
+    source_untrained: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The report document (stable keys, ``ROW_KEYS`` per row) from the finished stages."""
+    """The report document (stable keys, ``ROW_KEYS`` per row) from the finished stages.
+
+    ``source_untrained``: the source checkpoint is marked as never trained (random weights);
+    the report says its mAP drop means nothing rather than leave a reader to spot the
+    near-chance mAP.
+    """
     speed, setup = _speed(rows, threads, repeats, progress)
     scores = stages["evaluate"]["scores"]
     table = []
@@ -127,6 +134,7 @@ def build_report(
         "version": VERSION,
         "args": args,
         "flip": bool(stages["export"]["flip"]),
+        "source_untrained": bool(source_untrained),
         "plan": {
             "budget": args["budget"],
             "macs": plan["macs"],
@@ -142,6 +150,7 @@ def build_report(
             "speedup": ratio(last["img_per_s"], first["img_per_s"]),
             "size_ratio": ratio(first["size_mb"], last["size_mb"]),
             "gmacs_ratio": ratio(first["gmacs"], last["gmacs"]),
+            "note": UNTRAINED_NOTE if source_untrained else None,
         },
         "speed": setup,
         "stage_seconds": {k: v.get("seconds") for k, v in stages.items()},
@@ -164,12 +173,17 @@ def markdown(report: dict[str, Any]) -> str:
         "stage", "file", "precision", "passes", "GMACs", "params (M)", "size (MB)", "mAP",
         "rank-1", "img/s (b32)", "ms (b1)",
     ]  # fmt: skip
+    distill = (
+        f"distillation {a['distill_iters']} batches "
+        f"({', '.join(a['distill_terms']) or 'no teacher'})"
+        if a["distill_iters"] > 0
+        else "no distillation (--distill-iters 0)"
+    )
     lines = [
         f"# reidtrace compress: {a['model']}",
         "",
         f"Budget `{p['budget']}`: plan {p['macs'] / 1e6:.1f}M of {p['base_macs'] / 1e6:.1f}M MACs "
-        f"a pass ({p['macs_ratio']:.3f}x), criterion {a['criterion']}; distillation "
-        f"{a['distill_iters']} batches ({', '.join(a['distill_terms']) or 'no teacher'}); "
+        f"a pass ({p['macs_ratio']:.3f}x), criterion {a['criterion']}; {distill}; "
         f"flip averaging {'kept' if report['flip'] else 'stripped'}. Evaluated on `{a['data']}` "
         "(Market protocol, percent).",
         "",
@@ -188,6 +202,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"Source to INT8: mAP {cell(sm['map_drop'])} and rank-1 {cell(sm['rank1_drop'])} points "
         f"lower, {cell(sm['speedup'])}x the throughput, {cell(sm['size_ratio'])}x smaller file, "
         f"{cell(sm['gmacs_ratio'])}x fewer MACs.",
+        *(
+            [
+                f"**{UNTRAINED_NOTE}**: the checkpoint's metadata marks its weights as never "
+                "trained (random init), so mAP, rank-1 and the INT8 cosine score random "
+                "features; only MACs, parameters, size and speed carry over to a trained model."
+            ]
+            if report.get("source_untrained")
+            else []
+        ),
         f"INT8 layer types {', '.join(q['int8_types']) or '-'}; FP32 "
         f"{', '.join(q['fp32_types']) or '-'}; cosine to the FP32 model mean "
         f"{q['cosine_mean']:.4f}, min {q['cosine_min']:.4f}.",

@@ -305,6 +305,12 @@ class _Run:
     def out(self) -> Path:
         return self.cfg.out
 
+    @property
+    def source_untrained(self) -> bool:
+        """The source checkpoint's metadata says its weights were never trained (random init:
+        its mAP and the chain's mAP drop mean nothing, only MACs, size and speed do)."""
+        return bool((self.source_meta.get("extra") or {}).get("untrained"))
+
     def samples(self) -> torch.Tensor:
         if self._samples is None:
             self._samples = _samples(self.cfg, self.source)
@@ -338,7 +344,10 @@ class _Run:
             progress=self.progress,
         )
         macs = count_macs(pruned)
-        save_checkpoint(self.out / "pruned.pt", pruned, epoch=0, extra={"plan_macs": plan.macs})
+        extra: dict[str, Any] = {"plan_macs": plan.macs}
+        if self.source_untrained:  # a pruned random network is no more trained than its source
+            extra["untrained"] = True
+        save_checkpoint(self.out / "pruned.pt", pruned, epoch=0, extra=extra)
         params = sum(p.numel() for k, p in pruned.named_parameters() if "classifier" not in k)
         return {"file": "pruned.pt", "macs": int(macs), "params": int(params)}
 
@@ -463,6 +472,7 @@ class _Run:
             out=self.out,
             threads=cfg.threads,
             repeats=cfg.bench_repeats,
+            source_untrained=self.source_untrained,
             progress=self.progress,
         )
         write_report(self.out, report)

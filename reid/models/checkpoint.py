@@ -5,7 +5,10 @@ A checkpoint is a dict saved with ``torch.save``::
     {"format": "reidtrace-checkpoint", "version": 1, "arch": registry name,
      "num_classes": classifier size, "state_dict": ReIDNet weights (CPU), "epoch": last finished,
      "optimizer": state or None, "scheduler": state or None, "info": ModelInfo as plain data,
-     "torch": version, "extra": {...} (training's own bookkeeping: best mAP, config, ...),
+     "torch": version, "extra": {...} (training's own bookkeeping: best mAP, config, ...;
+     ``"untrained": True`` marks weights that were never trained, e.g. a random-init network
+     saved to time or compress an architecture: ``reidtrace compress`` then reports its mAP
+     drop as not meaningful),
      "channels": {conv name: out channels} (only for channel-pruned models, see pruned.py)}
 
 Only plain data and tensors go in, so it loads with ``weights_only=True`` (no pickled code).

@@ -29,7 +29,7 @@ FAST = [
 ]  # fmt: skip
 REPORT_KEYS = {
     "format", "version", "args", "flip", "plan", "distill", "quantization", "rows", "summary",
-    "speed", "stage_seconds", "files",
+    "speed", "stage_seconds", "files", "source_untrained",
 }  # fmt: skip
 ROW_KEYS = {
     "stage", "file", "precision", "passes", "gmacs", "params_m", "size_mb", "mAP", "rank1",
@@ -48,7 +48,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         root, CropsConfig(seed=0, cameras=3, identities=16, images_per_camera=4), workers=1
     )
     torch.manual_seed(0)
-    ckpt = save_checkpoint(root / "mnv2.pt", create_model(ARCH), epoch=0)
+    # random weights, marked as such: the report must say its mAP drop means nothing
+    extra = {"untrained": True}
+    ckpt = save_checkpoint(root / "mnv2.pt", create_model(ARCH), epoch=0, extra=extra)
     return root / "market", ckpt
 
 
@@ -106,6 +108,12 @@ def test_chain_runs_resumes_and_refuses_other_arguments(world, tmp_path, capsys,
     for name in ("model_int8.onnx", "plan.json", "report.md", "report.json", "pareto.png"):
         assert (out / name).is_file(), name
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # an untrained source is named as such in the JSON and the markdown, a trained one is not
+    from compression.chain_report import UNTRAINED_NOTE, markdown
+
+    assert report["source_untrained"] is True and report["summary"]["note"] == UNTRAINED_NOTE
+    assert UNTRAINED_NOTE in (out / "report.md").read_text()
+    assert UNTRAINED_NOTE not in markdown({**report, "source_untrained": False})
     assert json.loads((out / "stages.json").read_text())["complete"] is True
     assert list(json.loads((out / "stages.json").read_text())["stages"]) == list(STAGES)
 
@@ -120,7 +128,9 @@ def test_chain_runs_resumes_and_refuses_other_arguments(world, tmp_path, capsys,
     from compression.prune import count_macs
     from reid.models import load_checkpoint
 
-    assert count_macs(load_checkpoint(out / "pruned.pt")[0]) == plan.macs
+    pruned, pruned_meta = load_checkpoint(out / "pruned.pt")
+    assert count_macs(pruned) == plan.macs
+    assert pruned_meta["extra"]["untrained"] is True  # pruning random weights trains nothing
 
     # the INT8 file is a servable embedder: `reidtrace evaluate --model` scores it as the run did
     code, stdout, err = run(["evaluate", "--model", str(out / "model_int8.onnx"), "--data",

@@ -131,17 +131,38 @@ def test_thinet_refit_reduces_next_layer_reconstruction_error(mnv2, samples) -> 
     assert e_plain < e_mag  # the greedy choice alone beats magnitude on its own objective
 
 
-def test_resnet50_prunes_bottleneck_internals() -> None:
+@pytest.fixture(scope="module")
+def resnet50():
     torch.manual_seed(0)
-    model = create_model("resnet50").eval()
-    groups = find_groups(model, SIZE)
+    return create_model("resnet50").eval()
+
+
+@pytest.mark.parametrize("criterion", ["l2", "thinet"])
+def test_resnet50_prunes_bottleneck_internals(resnet50, samples, criterion, tmp_path) -> None:
+    """The chain's prune stage on ResNet-50: only the two inner widths of each bottleneck
+    shrink; block outputs, the downsample branches and the stem stay whole, so every residual
+    add still matches, and the MACs are exactly the plan's."""
+    groups = find_groups(resnet50, SIZE)
     assert len(groups) == 32  # conv1 and conv2 of each of the 16 bottlenecks
     assert all(g.name.rsplit(".", 1)[-1] in ("conv1", "conv2") for g in groups)
-    keep = _half(groups)
-    pruned = prune_model(model, keep, input_size=SIZE)
-    assert count_macs(pruned, SIZE) == plan_macs(layer_costs(model, groups, SIZE), keep)
+    keep = {g.name: keep_for_ratio(g.channels, 0.75) for g in groups}
+    pruned = prune_model(resnet50, keep, criterion=criterion, samples=samples[:4], input_size=SIZE)
+    planned = plan_macs(layer_costs(resnet50, groups, SIZE), keep)
+    assert count_macs(pruned, SIZE) == planned < 0.35 * count_macs(resnet50, SIZE)
+    full, modules = dict(resnet50.named_modules()), dict(pruned.named_modules())
+    for name, m in modules.items():
+        if isinstance(m, torch.nn.Conv2d) and name.endswith(("conv3", "downsample.0")):
+            assert m.out_channels == full[name].out_channels, name  # residual widths kept
+    assert modules["backbone.conv1"].out_channels == 64
+    for g in groups:
+        assert modules[g.name].out_channels == modules[g.consumer].in_channels == keep[g.name]
+    x = torch.randn(2, 3, *SIZE)
     with torch.inference_mode():
-        assert pruned(torch.randn(2, 3, *SIZE)).shape == (2, 2048)
+        emb = pruned(x)
+    assert emb.shape == (2, 2048)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "r50.pt", pruned, epoch=0))
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x), emb, atol=1e-5)
 
 
 def test_bad_input_is_one_line_error(mnv2, samples) -> None:
