@@ -18,7 +18,9 @@ unchanged:
    decision and the timings go into the file's metadata;
 6. bias correction (``compression.bias_correction``): each INT8 conv's INT32 bias is moved,
    in forward order, so that its mean output on calibration crops matches FP32;
-7. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
+7. the file is compacted (:func:`compact_qdq`: all-zero zero points of stored INT8 weights and
+   INT32 biases and the shape annotations dropped; the same numbers, about 4% fewer bytes);
+8. the input contract (ONNX metadata) is copied, ``precision`` and ``quantization`` are added,
    and FP32 and INT8 embeddings of held-out crops are compared (cosine) before the file is kept.
 
 Only the network body is quantized. The flip head (Slice + Concat on the batch axis), global
@@ -57,6 +59,7 @@ __all__ = [
     "LAYER_TYPES",
     "METHODS",
     "QuantReport",
+    "compact_qdq",
     "layer_types",
     "quantize_onnx",
     "strip_flip_average",
@@ -99,6 +102,8 @@ class QuantReport:
     probe_batch: int = 0
     bias_corrected: int = 0
     """INT8 convs whose bias was corrected (``compression.bias_correction``); 0 = off."""
+    dropped_zero_points: int = 0
+    """All-zero weight and bias zero points :func:`compact_qdq` removed."""
     cosine_min: float = float("nan")
     cosine_mean: float = float("nan")
     check_crops: int = 0
@@ -289,6 +294,7 @@ def quantize_onnx(
             del q.metadata_props[:]
             helper.set_model_props(q, new_meta)
             q.doc_string = (proto.doc_string + " (static INT8, QDQ)").strip()
+            report.dropped_zero_points = compact_qdq(q)
             onnx.save(q, str(tmp_out))
         cos = _compare(src, tmp_out, check_paths, has_flip and not keep_flip, threads)
         report.cosine_min, report.cosine_mean = float(cos.min()), float(cos.mean())
@@ -640,3 +646,38 @@ def _prune(graph: onnx.GraphProto) -> None:
     vis = [v for v in graph.value_info if v.name in needed]
     del graph.value_info[:]
     graph.value_info.extend(vis)
+
+
+def compact_qdq(proto: onnx.ModelProto) -> int:
+    """Drop bytes a QDQ file carries but no runtime needs; returns the zero points dropped.
+
+    The quantizer writes a zero point for every stored INT8 weight and INT32 bias, always 0
+    (symmetric weights), one per output channel: ``DequantizeLinear`` takes 0 when the input is
+    absent, so the all-zero ones go (only where the quantized value is a stored INT8/INT32
+    tensor: a ``QuantizeLinear``'s zero point also sets its output type, and activations have
+    non-zero ones). ``value_info`` (shape annotations from ``quant_pre_process``) goes too: ONNX
+    Runtime infers shapes when it loads the file. Outputs are bit-identical and ONNX Runtime
+    fuses the same QDQ groups (checked by ``tests/compression/test_quantize.py``); on the
+    MobileNetV2 default it is 100 KB of 2.3 MB, what stood between its file and 4x smaller
+    than the FP32 source.
+    """
+    inits = {i.name: i for i in proto.graph.initializer}
+    stored = (onnx.TensorProto.INT8, onnx.TensorProto.INT32)
+    dropped = 0
+    for node in proto.graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) != 3:
+            continue
+        x, zp = inits.get(node.input[0]), inits.get(node.input[2])
+        if x is None or zp is None or x.data_type not in stored:
+            continue
+        if np.any(onnx.numpy_helper.to_array(zp)):
+            continue
+        del node.input[2]
+        dropped += 1
+    used = {name for node in proto.graph.node for name in node.input}
+    used |= {o.name for o in proto.graph.output}
+    kept = [i for i in proto.graph.initializer if i.name in used]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    del proto.graph.value_info[:]
+    return dropped

@@ -260,3 +260,34 @@ def test_constant_activation_becomes_one_line_error() -> None:
     hint = _constant_activation_hint(CalibrationMethod.Percentile)
     with pytest.raises(ValueError, match="other"), hint:
         raise ValueError("other")
+
+
+def test_compaction_drops_zero_points_and_changes_no_output(
+    tiny_fp32: Path, int8: tuple, market: Path, tmp_path: Path
+) -> None:
+    out, report = int8
+    q = onnx.load(str(out))
+    inits = {i.name: i for i in q.graph.initializer}
+    stored = (onnx.TensorProto.INT8, onnx.TensorProto.INT32)
+    dq = [n for n in q.graph.node if n.op_type == "DequantizeLinear"]
+    weights = [n for n in dq if n.input[0] in inits and inits[n.input[0]].data_type in stored]
+    # every stored weight/bias lost its all-zero zero point; activations keep theirs
+    assert weights and report.dropped_zero_points == len(weights)
+    assert all(len(n.input) == 2 for n in weights)
+    assert any(len(n.input) == 3 for n in dq if n not in weights)
+    assert not q.graph.value_info
+    # put the zero points back: the outputs are bit-identical and the file is larger
+    for n in weights:
+        zp = np.zeros(onnx.numpy_helper.to_array(inits[n.input[1]]).shape, np.int8)
+        if inits[n.input[0]].data_type == onnx.TensorProto.INT32:
+            zp = zp.astype(np.int32)
+        name = n.input[0] + "_zp_back"
+        q.graph.initializer.append(onnx.numpy_helper.from_array(zp, name))
+        n.input.append(name)
+    full = tmp_path / "with_zero_points.onnx"
+    onnx.save(q, str(full))
+    assert full.stat().st_size > out.stat().st_size
+    crops = sample(market, 8)
+    a = OnnxEmbedder(out, threads=1).embed_crops(crops)
+    b = OnnxEmbedder(full, threads=1).embed_crops(crops)
+    assert np.array_equal(a, b)
