@@ -175,7 +175,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]  # fmt: skip
     distill = (
         f"distillation {a['distill_iters']} batches "
-        f"({', '.join(a['distill_terms']) or 'no teacher'})"
+        f"({', '.join(a['distill_terms']) or 'no teacher'}"
+        f"{'; teacher flip-averaged' if a.get('teacher_flip') and a['distill_terms'] else ''})"
         if a["distill_iters"] > 0
         else "no distillation (--distill-iters 0)"
     )

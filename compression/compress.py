@@ -6,10 +6,12 @@ a training checkpoint), a Market-format folder and a budget, and runs the stages
 in order, each writing its outputs into ``cfg.out`` under a temporary name renamed into place:
 
 =========  =================================================================================
-plan       sensitivity of every channel group + budget search -> ``plan.json``
+plan       sensitivity of every channel group + budget search -> ``plan.json`` (a
+           ``keep:GROUP=N,...`` budget: exactly those widths, no measurement, no search)
 prune      the plan applied (``criterion``; ThiNet refits on training crops) -> ``pruned.pt``
 distill    fine-tuning from the uncompressed teacher -> ``distilled.pt`` (``distill/`` keeps
-           the run folder; ``distill_iters=0`` skips it)
+           the run folder; ``distill_iters=0`` skips it); with ``teacher_flip`` the teacher's
+           embedding is flip-averaged, as the two-pass source file computes it
 export     FP32 ONNX of the pruned and the final model (``pruned_fp32.onnx``,
            ``model_fp32.onnx``; ``source_fp32.onnx`` when the source is a checkpoint)
 quantize   static INT8 of the final model -> ``model_int8.onnx``; the plan's per-layer
@@ -45,7 +47,14 @@ from compression.calibration import find_crops
 from compression.chain_report import write_atomic
 from compression.plan import CompressionPlan
 from compression.prune import CRITERIA, count_macs, prune_model
-from compression.sensitivity import RATIOS, cosine_proxy, parse_budget, search_plan
+from compression.sensitivity import (
+    RATIOS,
+    cosine_proxy,
+    keep_plan,
+    parse_budget,
+    parse_keep,
+    search_plan,
+)
 from reid.data.market import read_market
 from reid.errors import ReidTraceError
 from reid.models import ReIDNet, load_checkpoint, save_checkpoint
@@ -73,13 +82,20 @@ RUN_FILES = (
 )  # fmt: skip
 # arguments that change no output: a resumed run may change them
 _FREE_ARGS = ("out", "threads", "device", "force", "bench_repeats")
+# arguments added after the first runs were recorded, with the value that reproduces what those
+# runs did: a folder whose stages.json lacks one resumes when the new value is that one
+_ADDED_ARGS: dict[str, Any] = {"teacher_flip": False, "lr": 1e-4, "bias_crops": 64}
 _KEYED = re.compile(r"^\s*(macs|gmacs|mmacs|latency)\s*=\s*(.+?)\s*$", re.IGNORECASE)
 
 
 def normalize_budget(text: str) -> str:
     """``macs=0.5`` -> ``0.5x``, ``gmacs=0.1`` -> ``0.1G``, ``mmacs=90`` -> ``90M``,
-    ``latency=3ms`` -> ``3ms``; anything else as given (``compression.sensitivity.parse_budget``
-    reads it: ``0.5x``, ``93M``, ``1.2G``, ``8ms``)."""
+    ``latency=3ms`` -> ``3ms``; ``keep:A=8, B=16`` -> ``keep:A=8,B=16`` (spaces dropped, so
+    resume compares widths, not spelling); anything else as given
+    (``compression.sensitivity.parse_budget`` reads it: ``0.5x``, ``93M``, ``1.2G``, ``8ms``)."""
+    keep = parse_keep(str(text))
+    if keep is not None:
+        return "keep:" + ",".join(f"{k}={v}" for k, v in keep.items())
     m = _KEYED.match(str(text))
     if m is None:
         return str(text).strip()
@@ -106,7 +122,11 @@ class CompressConfig:
     distill_iters: int = 400
     distill_terms: tuple[str, ...] = DISTILL_TERMS
     flip: bool = True
+    # None: on when the source file flip-averages and ``flip`` is off (see resolve())
+    teacher_flip: bool | None = None
+    lr: float = 1e-4  # distillation's backbone learning rate (compression.distill's default)
     calibration_crops: int = 256
+    bias_crops: int = 64  # INT8 bias correction crops (reidtrace quantize's default)
     fp32_types: str = "auto"
     calibration_method: str = "percentile"
     bench_repeats: int = 10  # 0: no speed measurement (the report leaves speed empty)
@@ -118,7 +138,8 @@ class CompressConfig:
     def validate(self) -> CompressConfig:
         """Check every plain value (files come later); one-line ReidTraceError when wrong."""
         self.budget = normalize_budget(self.budget)
-        parse_budget(self.budget, 1)  # syntax only; the search checks what it can reach
+        if parse_keep(self.budget) is None:  # keep: budgets are read by normalize_budget
+            parse_budget(self.budget, 1)  # syntax only; the search checks what it can reach
         if self.criterion not in CRITERIA:
             raise ReidTraceError(
                 f"unknown --criterion {self.criterion!r}", hint=f"choose one of {CRITERIA}"
@@ -146,7 +167,9 @@ class CompressConfig:
                 f"unknown distillation term(s) {', '.join(bad)}",
                 hint=f"use all, none or a comma-separated list of {', '.join(DISTILL_TERMS)}",
             )
-        for name in ("samples", "calibration_crops", "threads"):
+        if not (self.lr > 0 and self.lr < 1):
+            raise ReidTraceError(f"--lr must lie in (0, 1), got {self.lr}", hint="e.g. 5e-5")
+        for name in ("samples", "calibration_crops", "bias_crops", "threads"):
             if getattr(self, name) < 1:
                 raise ReidTraceError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}",
@@ -160,6 +183,31 @@ class CompressConfig:
                 )
         return self
 
+    def resolve(self) -> CompressConfig:
+        """Settle ``teacher_flip`` and the terms it allows (after :meth:`validate`, before the
+        arguments are recorded, so resume compares what the run does, not how it was asked).
+
+        Unset, the teacher is flip-averaged exactly when the student loses the flip averaging
+        its source file has (``flip`` off, an ONNX source with ``flip_average`` in its
+        metadata, as the bundled source): the teacher is then what the source file computes.
+        A flip-averaged teacher has no per-position feature maps to match, so the ``feature``
+        term is refused with it, except under ``all`` (every term), which then drops it and
+        says so in the report (``distill.note``).
+        """
+        self.dropped_terms: tuple[str, ...] = ()
+        if self.teacher_flip is None:
+            self.teacher_flip = not self.flip and _source_flips(self.model)
+        if self.teacher_flip and "feature" in self.distill_terms and self.distill_iters > 0:
+            if set(self.distill_terms) != set(DISTILL_TERMS):
+                raise ReidTraceError(
+                    "the feature term cannot be used with a flip-averaged teacher (its feature "
+                    "maps are of two images)",
+                    hint="drop feature from --distill-terms, or pass --no-teacher-flip",
+                )
+            self.distill_terms = tuple(t for t in self.distill_terms if t != "feature")
+            self.dropped_terms = ("feature",)
+        return self
+
     def recorded(self) -> dict[str, Any]:
         """The arguments ``stages.json`` records: paths absolute, the free ones left out."""
         d = asdict(self)
@@ -169,6 +217,26 @@ class CompressConfig:
         d["ratios"] = [float(r) for r in self.ratios]
         d["distill_terms"] = list(self.distill_terms)
         return {k: v for k, v in d.items() if k not in _FREE_ARGS}
+
+
+def _source_flips(model: str) -> bool:
+    """Whether ``model`` is an ONNX file (or the bundled source) whose graph flip-averages.
+
+    Reads the export's ``flip_average`` metadata; a checkpoint, or a path that does not exist
+    (``_check_inputs`` refuses it later with its own message), is False.
+    """
+    import onnx
+
+    if not is_onnx_weights(model):
+        return False
+    path = Path(resolve_onnx_path(model)).expanduser()
+    if not path.is_file():
+        return False
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # any unreadable file (protobuf DecodeError...): _check_inputs names it
+        return False
+    return any(p.key == "flip_average" and p.value == "1" for p in proto.metadata_props)
 
 
 # -- the run folder ------------------------------------------------------------------------------
@@ -222,7 +290,8 @@ class _State:
                 elif p.exists():
                     p.unlink()
             return state
-        diff = sorted(k for k in set(old["args"]) | set(args) if old["args"].get(k) != args.get(k))
+        recorded = {**{k: v for k, v in _ADDED_ARGS.items() if k in args}, **old["args"]}
+        diff = sorted(k for k in set(recorded) | set(args) if recorded.get(k) != args.get(k))
         if diff:
             k = diff[0]
             raise ReidTraceError(
@@ -232,7 +301,7 @@ class _State:
                 hint="rerun with the same arguments to resume, pass --force to restart, or "
                 "choose another --out",
             )
-        state.data = old
+        state.data = {**old, "args": args}  # equal to the record (added defaults filled in)
         return state
 
     @property
@@ -318,6 +387,11 @@ class _Run:
 
     def plan(self) -> dict[str, Any]:
         cfg = self.cfg
+        if parse_keep(cfg.budget) is not None:  # widths given: nothing to measure or search
+            plan = keep_plan(self.source, cfg.budget, criterion=cfg.criterion)
+            self.state.save()  # the widths fit the model: from here on the folder is this run's
+            plan.save(self.out / "plan.json")
+            return {"file": "plan.json", "macs": plan.macs, "base_macs": plan.base_macs}
         samples = self.samples()
         plan = search_plan(
             self.source,
@@ -356,13 +430,15 @@ class _Run:
 
         cfg = self.cfg
         if cfg.distill_iters == 0:
-            return {"skipped": True, "file": None}
+            return {"skipped": True, "file": None, "teacher_flip": bool(cfg.teacher_flip)}
         run = self.out / "distill"
         last = run / "last.pt"
         resume = last.is_file()
         weights = {f"{t}_weight": float(t in cfg.distill_terms) for t in DISTILL_TERMS}
         dcfg = DistillConfig(
             iters=cfg.distill_iters,
+            lr=cfg.lr,
+            teacher_flip=bool(cfg.teacher_flip),
             checkpoint_every=min(50, cfg.distill_iters),
             seed=cfg.seed,
             device=cfg.device,
@@ -383,13 +459,21 @@ class _Run:
             model = summary["model"]
             self.source.cpu()  # the teacher went to the training device; export runs on CPU
         save_checkpoint(self.out / "distilled.pt", model.cpu().eval(), epoch=int(summary["steps"]))
-        return {
+        result: dict[str, Any] = {
             "file": "distilled.pt",
             "steps": int(summary["steps"]),
             "resumed": resume,
             "device": str(summary["device"]),
             "terms": list(cfg.distill_terms),
+            "teacher_flip": dcfg.teacher_flip,
+            "lr": dcfg.lr,
         }
+        if getattr(cfg, "dropped_terms", ()):
+            result["note"] = (
+                f"{', '.join(cfg.dropped_terms)} dropped from --distill-terms all: the teacher is "
+                "flip-averaged"
+            )
+        return result
 
     def export(self) -> dict[str, Any]:
         from reid.models.export import export_onnx
@@ -423,6 +507,7 @@ class _Run:
             cfg.calibration if cfg.calibration is not None else cfg.data,
             method=cfg.calibration_method,
             num_crops=cfg.calibration_crops,
+            bias_crops=cfg.bias_crops,
             fp32_types=cfg.fp32_types,
             seed=cfg.seed,
             threads=cfg.threads,
@@ -508,7 +593,7 @@ def compress(cfg: CompressConfig, progress: Progress | None = None) -> dict[str,
     Every input is checked first; a folder that already completed with the same arguments is
     not touched and its report is returned.
     """
-    cfg.validate()
+    cfg.validate().resolve()
     cfg.out = Path(cfg.out).expanduser()
     state = _State.open(cfg.out, cfg.recorded(), cfg.force)
     if state.data["complete"]:

@@ -15,6 +15,11 @@
    the usual approximation to this multiple-choice knapsack, exact on the convex hull of each
    group's curve. A budget below what the largest ratios reach is refused with one line.
 
+A budget can also name the widths outright (``keep:GROUP=N,...``, :func:`parse_keep` and
+:func:`keep_plan`): no sensitivity measurement and no search, the named groups keep exactly
+``N`` channels and every other group stays whole. That is how a plan chosen by hand (e.g. to
+cut parameters rather than MACs) goes through the same prune and report stages.
+
 The result is a :class:`compression.plan.CompressionPlan`; its layers' ``precision`` stays
 ``"fp32"`` for the quantization stage to set.
 """
@@ -47,10 +52,12 @@ from reid.models import ReIDNet
 __all__ = [
     "RATIOS",
     "cosine_proxy",
+    "keep_plan",
     "map_proxy",
     "measure_latency",
     "measure_sensitivity",
     "parse_budget",
+    "parse_keep",
     "search_plan",
 ]
 
@@ -61,6 +68,37 @@ Score = Callable[[ReIDNet], float]
 Progress = Callable[[str, int, int], None]
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(x|k|m|g|ms)?\s*$", re.IGNORECASE)
 _UNITS = {None: 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+_KEEP = re.compile(r"^\s*keep\s*:(.*)$", re.IGNORECASE | re.DOTALL)
+_KEEP_HINT = "write keep:GROUP=N,GROUP=N,... (group names as in plan.json; N channels kept)"
+
+
+def parse_keep(text: str) -> dict[str, int] | None:
+    """``{group: channels kept}`` from ``"keep:GROUP=N,GROUP=N"``; ``None`` when ``text`` is
+    not a ``keep:`` budget. Syntax, repeated groups and ``N < 1`` fail here with one line; group
+    names and widths need the model (:func:`keep_plan` checks them)."""
+    m = _KEEP.match(str(text))
+    if m is None:
+        return None
+    keep: dict[str, int] = {}
+    for item in (i.strip() for i in m.group(1).split(",")):
+        name, sep, n = (x.strip() for x in item.partition("="))
+        if not item or not sep or not name:
+            raise ReidTraceError(f"cannot read {item!r} in budget {text!r}", hint=_KEEP_HINT)
+        try:
+            width = int(n)
+        except ValueError as err:
+            raise ReidTraceError(
+                f"budget {text!r}: {name}={n!r} is not a whole number of channels",
+                hint=_KEEP_HINT,
+            ) from err
+        if width <= 0:
+            raise ReidTraceError(
+                f"budget {text!r}: {name}={width} keeps no channels", hint="keep at least 1"
+            )
+        if name in keep:
+            raise ReidTraceError(f"budget {text!r} names group {name!r} twice", hint=_KEEP_HINT)
+        keep[name] = width
+    return keep
 
 
 def parse_budget(text: str, base_macs: int) -> tuple[str, float]:
@@ -356,11 +394,7 @@ def search_plan(
         )
         for g in groups
     ]
-    layers = []
-    for r in costs:
-        cin = keep.get(r.in_group, r.in_channels) if r.in_group else r.in_channels
-        cout = keep.get(r.out_group, r.out_channels) if r.out_group else r.out_channels
-        layers.append(LayerRow(r.name, r.kind, cin, cout, plan_macs([r], keep)))
+    layers = _layer_rows(costs, keep)
     return CompressionPlan(
         arch=model.info.name,
         input_size=(int(size[0]), int(size[1])),
@@ -374,4 +408,63 @@ def search_plan(
         base_latency_ms=base_ms,
         latency_ms=cost(choice) if kind == "latency" else None,
         notes={"ratios": [float(r) for r in ratios], "grid_step": GRID_STEP, "round_to": round_to},
+    )
+
+
+def _layer_rows(costs: Sequence[LayerCost], keep: dict[str, int]) -> list[LayerRow]:
+    """The plan's ``layers``: every weight layer with its widths and MACs under ``keep``."""
+    layers = []
+    for r in costs:
+        cin = keep.get(r.in_group, r.in_channels) if r.in_group else r.in_channels
+        cout = keep.get(r.out_group, r.out_channels) if r.out_group else r.out_channels
+        layers.append(LayerRow(r.name, r.kind, cin, cout, plan_macs([r], keep)))
+    return layers
+
+
+def keep_plan(
+    model: ReIDNet,
+    budget: str,
+    *,
+    criterion: str = "l2",
+    input_size: tuple[int, int] | None = None,
+) -> CompressionPlan:
+    """The plan of a ``keep:GROUP=N,...`` budget: exactly those widths, every other group
+    whole, MACs counted exactly; no sensitivity measurement, no search (``proxy`` ``"none"``).
+
+    An unknown group or a width above the group's channels fails with one line that lists the
+    groups with their widths (or gives the width), before anything is measured or written.
+    """
+    keep = parse_keep(budget)
+    if keep is None:
+        raise ReidTraceError(f"budget {budget!r} is not a keep: budget", hint=_KEEP_HINT)
+    size = tuple(input_size or model.info.input_size)
+    groups = find_groups(model, size)
+    by_name = {g.name: g for g in groups}
+    unknown = [n for n in keep if n not in by_name]
+    if unknown:
+        listing = ", ".join(f"{g.name} ({g.channels})" for g in groups)
+        raise ReidTraceError(
+            f"budget names no channel group {unknown[0]!r} of {model.info.name}",
+            hint=f"groups (channels): {listing}",
+        )
+    for name, n in keep.items():
+        if n > by_name[name].channels:
+            raise ReidTraceError(
+                f"budget asks group {name!r} to keep {n} channels; it has {by_name[name].channels}",
+                hint=f"use 1..{by_name[name].channels}",
+            )
+    full = {g.name: keep.get(g.name, g.channels) for g in groups}
+    costs = layer_costs(model, groups, size)
+    rows = [GroupRow(g.name, g.consumer, g.channels, full[g.name]) for g in groups]
+    return CompressionPlan(
+        arch=model.info.name,
+        input_size=(int(size[0]), int(size[1])),
+        criterion=criterion,
+        budget=str(budget),
+        proxy="none",
+        base_macs=int(plan_macs(costs)),
+        macs=int(plan_macs(costs, full)),
+        groups=rows,
+        layers=_layer_rows(costs, full),
+        notes={"keep": dict(keep)},
     )

@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
             ...,
             "--budget",
             help="macs=0.5 (fraction of the source's MACs), gmacs=0.1, latency=3ms (batch 1, "
-            "measured on this CPU), or 0.5x / 93M / 8ms.",
+            "measured on this CPU), or 0.5x / 93M / 8ms; or keep:GROUP=N,GROUP=N (exactly those "
+            "widths, other groups whole; no sensitivity measurement, no search).",
         ),
         out: Path = typer.Option(..., "--out", help="Run folder (resumable)."),
         calibration: Path | None = typer.Option(
@@ -122,6 +123,16 @@ def register(app: typer.Typer) -> None:
             help="Keep flip averaging in the exported models (2 passes a crop; see "
             "docs/compression.md).",
         ),
+        teacher_flip: bool | None = typer.Option(
+            None,
+            "--teacher-flip/--no-teacher-flip",
+            help="Distil from the teacher's flip-averaged embedding [default: on with "
+            "--no-flip when the source ONNX file flip-averages (default/source), else off]. "
+            "Excludes the feature term (dropped from `all`).",
+        ),
+        lr: float = typer.Option(
+            1e-4, "--lr", help="Distillation learning rate of the network (its new head: 1e-3)."
+        ),
         ratios: str = typer.Option(
             "0.25,0.5,0.75,0.9",
             "--ratios",
@@ -132,6 +143,9 @@ def register(app: typer.Typer) -> None:
         ),
         calibration_crops: int = typer.Option(
             256, "--calibration-crops", help="INT8 calibration crops."
+        ),
+        bias_crops: int = typer.Option(
+            64, "--bias-crops", help="Calibration crops the INT8 bias correction averages over."
         ),
         fp32_types: str = typer.Option(
             "auto",
@@ -178,7 +192,10 @@ def register(app: typer.Typer) -> None:
                 distill_iters=distill_iters,
                 distill_terms=_terms(distill_terms),
                 flip=flip,
+                teacher_flip=teacher_flip,
+                lr=lr,
                 calibration_crops=calibration_crops,
+                bias_crops=bias_crops,
                 fp32_types=fp32_types,
                 calibration_method=calibration_method,
                 bench_repeats=bench_repeats,

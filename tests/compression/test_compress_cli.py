@@ -62,7 +62,8 @@ def _argv(model: Path | str, data: Path, out: Path, budget: str = "macs=0.5") ->
 @pytest.mark.parametrize(
     ("given", "want"),
     [("macs=0.5", "0.5x"), ("gmacs=0.1", "0.1G"), ("mmacs=90", "90M"), ("latency=3ms", "3ms"),
-     ("latency=3", "3ms"), ("0.25x", "0.25x"), ("93M", "93M")],
+     ("latency=3", "3ms"), ("0.25x", "0.25x"), ("93M", "93M"),
+     ("keep: a.b=8, c = 16", "keep:a.b=8,c=16"), ("KEEP:a=8", "keep:a=8")],
 )  # fmt: skip
 def test_budget_specs_map_to_the_search_syntax(given: str, want: str) -> None:
     assert normalize_budget(given) == want
@@ -198,4 +199,129 @@ def test_missing_data_split_is_one_line(world, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     code, _, err = run(_argv(ckpt, partial, out), capsys)
     one_line_error(code, err, "query")
+    assert not out.exists()
+
+
+# two groups of the small MobileNetV2 (same names as the shipped x1.0): a block's expansion and
+# the last block's projection, as in the default embedder's recipe
+KEEP = "keep:backbone.conv7.2.conv1.conv=800,backbone.conv8.0.conv3.0=256"
+
+
+def test_keep_budget_and_teacher_flip_run_record_and_resume(world, tmp_path, capsys, monkeypatch):
+    """Explicit widths skip the search; the flipped teacher reaches the distillation and is
+    recorded, so resuming with another --teacher-flip is refused."""
+    import compression.compress as cc
+    import compression.distill as distill
+    from compression.prune import count_macs, find_groups, layer_costs, plan_macs
+    from reid.models import load_checkpoint
+
+    data, ckpt = world
+    out = tmp_path / "run"
+    base = [*_argv(ckpt, data, out, budget=KEEP), "--no-flip", "--teacher-flip",
+            "--distill-terms", "embed,relational", "--bench-repeats", "0"]  # fmt: skip
+    argv = [*base, "--lr", "5e-5", "--bias-crops", "4"]
+
+    def no_search(*_a, **_k):
+        raise AssertionError("a keep: budget must not measure or search")
+
+    seen: list = []
+    real = distill.distill_finetune
+
+    def spy(student, teacher, data_, out_, cfg, progress=None):
+        seen.append(cfg)
+        return real(student, teacher, data_, out_, cfg, progress)
+
+    monkeypatch.setattr(cc, "search_plan", no_search)
+    monkeypatch.setattr(cc, "cosine_proxy", no_search)
+    monkeypatch.setattr(distill, "distill_finetune", spy)
+    code, stdout, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+
+    # the plan: exactly the asked widths, every other group whole, MACs exact
+    plan = CompressionPlan.load(out / "plan.json")
+    source, _ = load_checkpoint(ckpt)
+    groups = find_groups(source)
+    asked = {"backbone.conv7.2.conv1.conv": 800, "backbone.conv8.0.conv3.0": 256}
+    assert plan.keep() == {g.name: asked.get(g.name, g.channels) for g in groups}
+    assert plan.budget == KEEP and plan.proxy == "none"
+    assert plan.macs == plan_macs(layer_costs(source, groups), asked) < plan.base_macs
+    pruned, _ = load_checkpoint(out / "pruned.pt")
+    assert count_macs(pruned) == plan.macs == report["plan"]["macs"]
+
+    # the flipped teacher: in the distillation's config, the stage, stages.json and the report
+    assert len(seen) == 1 and seen[0].teacher_flip is True and seen[0].lr == 5e-5
+    assert seen[0].feature_weight == 0 and seen[0].logit_weight == 0
+    assert report["distill"]["teacher_flip"] is True and report["distill"]["lr"] == 5e-5
+    args = json.loads((out / "stages.json").read_text())["args"]
+    assert args["teacher_flip"] is True and args["budget"] == KEEP and args["bias_crops"] == 4
+    assert "teacher flip-averaged" in (out / "report.md").read_text()
+    assert report["flip"] is False
+
+    # another --teacher-flip is another run
+    code, _, err = run([*argv[: argv.index("--teacher-flip")], "--no-teacher-flip",
+                        *argv[argv.index("--teacher-flip") + 1 :]], capsys)  # fmt: skip
+    one_line_error(code, err, "teacher_flip")
+
+    # a folder recorded before --lr and --bias-crops existed (no such keys in its stages.json)
+    # resumes under the defaults that reproduce what it did, and refuses other values
+    state = json.loads((out / "stages.json").read_text())
+    del state["args"]["lr"], state["args"]["bias_crops"]
+    (out / "stages.json").write_text(json.dumps(state))
+    code, _, err = run(argv, capsys)
+    one_line_error(code, err, "other arguments")
+    code, stdout, err = run([*base, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout) == report
+
+
+@pytest.mark.parametrize(
+    ("budget", "needle"),
+    [
+        ("keep:backbone.nope=8", "no channel group 'backbone.nope'"),
+        ("keep:backbone.conv8.0.conv3.0=321", "it has 320"),
+        ("keep:backbone.conv8.0.conv3.0=0", "keeps no channels"),
+        ("keep:backbone.conv8.0.conv3.0", "cannot read"),
+        ("keep:backbone.conv8.0.conv3.0=8,backbone.conv8.0.conv3.0=16", "twice"),
+    ],
+)
+def test_bad_keep_budget_is_one_line_and_writes_nothing(world, tmp_path, capsys, budget, needle):
+    data, ckpt = world
+    out = tmp_path / "run"
+    code, _, err = run(_argv(ckpt, data, out, budget=budget), capsys)
+    one_line_error(code, err, needle)
+    assert not out.exists()
+
+
+def test_unknown_group_lists_the_groups(world, tmp_path, capsys) -> None:
+    data, ckpt = world
+    code, _, err = run(_argv(ckpt, data, tmp_path / "run", budget="keep:x=8"), capsys)
+    one_line_error(code, err, "backbone.conv8.0.conv3.0 (320)")
+
+
+@pytest.mark.parametrize(
+    ("model", "flip", "want"),
+    [("default", False, True), ("source", False, True), ("default", True, False),
+     ("ckpt", False, False)],
+)  # fmt: skip
+def test_teacher_flip_default_follows_the_source_file(world, tmp_path, model, flip, want) -> None:
+    """On only where the one-pass student replaces a source file that flip-averages."""
+    from compression.compress import CompressConfig
+
+    market, ckpt = world
+    spec = str(ckpt) if model == "ckpt" else model
+    cfg = CompressConfig(model=spec, data=market, budget="macs=0.5", out=tmp_path / "o", flip=flip)
+    cfg.validate().resolve()
+    assert cfg.teacher_flip is want and cfg.recorded()["teacher_flip"] is want
+    # `all` with the flipped teacher drops the feature term (and says so); else all four stay
+    assert ("feature" in cfg.distill_terms) is not want
+    assert cfg.dropped_terms == (("feature",) if want else ())
+
+
+def test_feature_term_with_teacher_flip_is_one_line(world, tmp_path, capsys) -> None:
+    data, ckpt = world
+    out = tmp_path / "run"
+    argv = [*_argv(ckpt, data, out), "--teacher-flip", "--distill-terms", "feature,embed"]
+    code, _, err = run(argv, capsys)
+    one_line_error(code, err, "feature term cannot be used with a flip-averaged teacher")
     assert not out.exists()
