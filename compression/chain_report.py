@@ -141,7 +141,10 @@ def build_report(
             "base_macs": plan["base_macs"],
             "macs_ratio": round(plan["macs"] / plan["base_macs"], 4),
         },
-        "distill": {k: v for k, v in stages["distill"].items() if k != "seconds"},
+        "distill": {  # teacher_flip from the arguments when the stage predates the option
+            "teacher_flip": bool(args.get("teacher_flip")),
+            **{k: v for k, v in stages["distill"].items() if k != "seconds"},
+        },
         "quantization": {k: v for k, v in quant.items() if k not in ("seconds", "file")},
         "rows": table,
         "summary": {
