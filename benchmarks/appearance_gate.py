@@ -15,7 +15,7 @@ and, per gate, the share of same pairs let through (tpr) and of different pairs 
 ``--track``: ``bench tracking``'s real rows with ``appearance="reid"`` (or ``--cue fused``)
 and, for each gate g, the gates (g, g + 0.1, g) for (``max_cosine_distance``,
 ``stitch_look``, ``clutter_look``), the detector ``auto`` finds in ``$REIDTRACE_HOME/models``
-(install YOLOX-Nano there first).
+(install YOLOX-Nano there first); ``--synthetic`` adds ``bench tracking``'s two rendered worlds.
 Written by hand: a few matrix operations over the crop table ``reid.evaluate.domains`` builds.
 """
 
@@ -85,7 +85,7 @@ def distances(models: list[str]) -> None:
             print(line)
 
 
-def track(model: str | None, gates: list[float], cue: str) -> None:
+def track(model: str | None, gates: list[float], cue: str, synthetic: bool = False) -> None:
     from indexer.ingest import IngestConfig
     from indexer.ingest.bench_tracking import bench_tracking
     from indexer.settings import load_settings
@@ -99,7 +99,7 @@ def track(model: str | None, gates: list[float], cue: str) -> None:
             models_dir=models_dir, appearance=cue, embedder_path=model,
             tracker=replace(TrackerConfig(), **kw), explicit=frozenset(kw),
         )  # fmt: skip
-        rows = bench_tracking(cfg=cfg, worlds={})
+        rows = bench_tracking(cfg=cfg, worlds=None if synthetic else {})
         cols = ("mota", "idf1", "id_switches", "detector")
         out = {k: {c: v.get(c) for c in cols} for k, v in rows.items()}
         print(f"gate {g}", json.dumps(out), f"{time.perf_counter() - t0:.0f} s", flush=True)
@@ -112,9 +112,12 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="with --track: the ReID model (default: shipped)")
     ap.add_argument("--gates", default="0.4,0.5", help="with --track: comma-separated gates")
     ap.add_argument("--cue", default="reid", help="with --track: reid or fused")
+    ap.add_argument(
+        "--synthetic", action="store_true", help="with --track: also bench tracking's two worlds"
+    )
     args = ap.parse_args()
     if args.track:
-        track(args.model, [float(g) for g in args.gates.split(",")], args.cue)
+        track(args.model, [float(g) for g in args.gates.split(",")], args.cue, args.synthetic)
     else:
         distances(args.models or [str(default_model())])
 
