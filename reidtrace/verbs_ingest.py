@@ -354,6 +354,9 @@ def register(app: typer.Typer) -> None:
         detector: str = typer.Option("auto", help="Detector to time (auto: the best installed)."),
         stride: int = typer.Option(1, help="Detect every Nth frame."),
         workers: int = typer.Option(0, help="Processes for the archive run (0 = one per core)."),
+        appearance: str = typer.Option(
+            "histogram", help="Tracking cue to time: histogram, reid or fused."
+        ),
     ) -> None:
         """Frames/s, x real time and a per-stage breakdown: the synthetic world one video at a
         time and as an archive (process pool, wall clock), and PETS."""
@@ -366,6 +369,7 @@ def register(app: typer.Typer) -> None:
                 models_dir=load_settings().models_dir,
                 stride=stride,
                 workers=workers or None,
+                appearance=appearance,
                 progress=update,
             )
         if as_json:

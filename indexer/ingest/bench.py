@@ -113,11 +113,13 @@ def bench_ingest(
     world_config: WorldConfig | None = None,
     pets: Path | None = PETS,
     workers: int | None = None,
+    appearance: str = "histogram",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict:
     """Time ingestion of the demo world's videos, one at a time and as an archive with a pool of
     ``workers`` processes (default: one per core), and (when present) the real PETS clip.
-    ``detector`` "auto" times the best model installed in ``models_dir``."""
+    ``detector`` "auto" times the best model installed in ``models_dir``; ``appearance`` the
+    tracking cue (``reid`` and ``fused`` embed every box, so they cost more than ``histogram``)."""
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise ReidTraceError(f"workers must be >= 1, got {workers}", hint="try --workers 2")
@@ -126,7 +128,8 @@ def bench_ingest(
         models_dir=None if models_dir is None else str(models_dir),
         detect_stride=stride,
         embedder_path=model,
-    )
+        appearance=appearance,
+    ).validate()
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="reidtrace-bench-ingest-") as tmp:
         world = Path(tmp) / "world"

@@ -206,23 +206,25 @@ PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
 
 
 # Per appearance cue: the distances the gates above were tuned on are colour-histogram cosine
-# distances; the ReID model's are spread wider (same person <= 2 s apart, truth boxes, shipped
-# model: median 0.20 / 90th percentile 0.44 on PETS 1-397, 0.26 / 0.58 on TUD-Stadtmitte,
-# against the histogram's 0.07 / 0.17 and 0.06 / 0.22), so gate 0.2 turned away half of a
-# person's own boxes. With YOLOX-Nano and ``appearance="reid"``, PETS / TUD MOTA / IDF1:
-# gate 0.2 (stitch 0.3, clutter 0.2) 0.656 / 0.791 IDF1; 0.3 (0.45, 0.3) 0.832 / 0.718 and
-# 0.818 / 0.758; 0.4 (0.5, 0.4) 0.836 / 0.681 and
-# 0.820 / 0.758; 0.5 (0.6, 0.5) 0.832 / 0.697 and 0.829 / 0.811 (docs/tracking.md)
+# distances; the ReID model's are spread wider (same person <= 2 s apart, truth boxes, the
+# INT8 default model: median 0.24 / 90th percentile 0.49 on PETS 1-397, 0.30 / 0.71 on
+# TUD-Stadtmitte, against the histogram's 0.07 / 0.17 and 0.06 / 0.22), so gate 0.2 turns away
+# most of a person's own boxes. With YOLOX-Nano and ``appearance="reid"`` (the INT8 default),
+# PETS / TUD IDF1 at gates (appearance, stitch = +0.1, clutter): 0.3 0.633 / 0.862; 0.325
+# 0.784 / 0.864; 0.35 0.785 / 0.864; 0.375 0.785 / 0.863; 0.4 0.775 / 0.810; 0.45 0.782 /
+# 0.809; 0.5 0.744 / 0.814 (the FP32 source's profile); 0.6 0.737 / 0.719; the histogram cue
+# 0.760 / 0.815. Synthetic seeds 7 / 11 at 0.35: 0.751 / 0.902 (histogram 0.783 / 0.930).
+# NanoDet at 0.35 / 0.5: PETS 0.614 / 0.634, TUD 0.768 / 0.770 (histogram 0.707 / 0.702).
 # The fused cue (histogram and ReID, reid.track.appearance.fuse_cues) has distances between
-# both; gates 0.25 (0.35, 0.25) / 0.3 / 0.35 gave PETS 0.845 / 0.773, 0.843 / 0.772, 0.843 / 0.772
-# and TUD 0.829 / 0.814, 0.816 / 0.784, 0.813 / 0.797 (YOLOX-Nano, shipped model)
+# both; with the INT8 default and YOLOX-Nano, gates 0.2 / 0.25 / 0.3 / 0.35 gave PETS IDF1 0.761
+# / 0.760 / 0.753 / 0.752 and TUD 0.816 / 0.814 / 0.810 / 0.822 (docs/tracking.md)
 CUE_PROFILES: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
     {
         "fused": MappingProxyType(
             {"max_cosine_distance": 0.25, "stitch_look": 0.35, "clutter_look": 0.25}
         ),
         "reid": MappingProxyType(
-            {"max_cosine_distance": 0.5, "stitch_look": 0.6, "clutter_look": 0.5}
+            {"max_cosine_distance": 0.35, "stitch_look": 0.45, "clutter_look": 0.35}
         ),
     }
 )

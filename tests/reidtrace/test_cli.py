@@ -126,6 +126,7 @@ def test_console_script_entry_point() -> None:
     [
         (["ingest", "{tmp}", "--max-gap", "-1"], "max_gap"),
         (["bench", "ingest", "--workers", "-1"], "workers"),
+        (["bench", "ingest", "--appearance", "colour"], "appearance must be one of"),
     ],
 )
 def test_bad_ingest_and_bench_numbers_are_one_line(argv, needle, tmp_path, monkeypatch, capsys):

@@ -27,3 +27,8 @@ def test_bench_reports_one_stream_and_an_archive(tmp_path, tiny_embedder) -> Non
 def test_bench_rejects_a_bad_worker_count() -> None:
     with pytest.raises(ReidTraceError, match="workers"):
         bench_ingest(workers=-1, pets=None)
+
+
+def test_bench_refuses_an_unknown_cue_before_rendering_anything() -> None:
+    with pytest.raises(ReidTraceError, match="appearance must be one of"):
+        bench_ingest(appearance="colour", pets=None, workers=1)
