@@ -52,7 +52,8 @@ class PersonSettings(BaseModel):
     ground_slack_m: float = 3.0  # foot-point error allowed on top of max_speed_mps x the gap
     transit_slack_s: float = 2.0  # quicker than half the quickest learned transit, less this,
     # is impossible
-    transit_bonus: float = 0.1  # score added to a transit inside the learned range
+    transit_bonus: float = 0.15  # score added to a transit inside the learned range (0.1 and
+    # 0.15 tied with the FP32 source model; with the INT8 default 0.15 gains seed 1, docs/query.md)
     min_transit_samples: int = 3  # learned transit times are used from this many matches on
     overlap_tolerance_s: float = 0.3  # tracks of one camera may overlap this much (hand-overs)
     block_tracks: int = 2000  # association holds pairwise scores of at most this many tracks
