@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(
             None,
             "--model",
-            help="An .onnx model or a .pt/.pth training checkpoint [default: the bundled model].",
+            help="An .onnx model, a .pt/.pth training checkpoint, or default / source (the "
+            "bundled INT8 model and its FP32 source) [default: the bundled model].",
         ),
         rerank: bool = typer.Option(
             False, "--rerank", help="k-reciprocal re-ranking (Zhong et al. 2017; slower)."

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from reid.data.market import read_market
-from reid.embed import DEFAULT_MODEL, OnnxEmbedder, default_model
+from reid.embed import DEFAULT_MODEL, OnnxEmbedder, default_model, source_model
 from reid.errors import ReidTraceError
 from reid.evaluate.protocol import cosine_distmat, evaluate_rank
 from reid.evaluate.rerank import k_reciprocal_rerank
@@ -37,15 +37,21 @@ Progress = Callable[[str, int, int], None]
 
 
 def resolve_model(model_path: str | Path | None) -> Path:
-    """The model file to use: the given one (checked) or the bundled default."""
+    """The model file to use: the given one (checked) or the bundled default; the words
+    ``default`` and ``source`` (no such file here) name the bundled INT8 default and its FP32
+    source, as ``bench reid-domains --models`` takes them."""
     if model_path is None:
         return default_model()
     path = Path(model_path)
+    word = str(model_path).strip().lower()
+    if word in ("default", "source") and not path.exists():
+        return default_model() if word == "default" else source_model()
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise ReidTraceError(
             f"cannot tell what kind of model {str(path)!r} is from its extension "
             f"{path.suffix or '(none)'!r}",
-            hint=f"pass an {', '.join(MODEL_SUFFIXES)} file: an ONNX export or a checkpoint",
+            hint=f"pass an {', '.join(MODEL_SUFFIXES)} file (an ONNX export or a checkpoint), "
+            "or default / source for the bundled models",
         )
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"

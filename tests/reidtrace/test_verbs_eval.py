@@ -171,6 +171,21 @@ def test_evaluate_bad_model_with_good_data(market: Path, tmp_path: Path, capsys)
     one_line_error(code, err, "not a loadable ONNX model")
 
 
+def test_the_words_default_and_source_name_the_bundled_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reid.embed import DEFAULT_MODEL, SOURCE_MODEL
+    from reid.errors import ReidTraceError
+    from reid.evaluate.run import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("default") == DEFAULT_MODEL
+    assert resolve_model("Source") == SOURCE_MODEL
+    (tmp_path / "source").mkdir()  # a folder of that name here wins, and is refused
+    with pytest.raises(ReidTraceError, match="extension"):
+        resolve_model("source")
+
+
 def test_evaluate_without_a_shipped_default_model(
     market: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
