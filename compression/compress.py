@@ -37,7 +37,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ RUN_FILES = (
     "report.md", "pareto.png",
 )  # fmt: skip
 # arguments that change no output: a resumed run may change them
-_FREE_ARGS = ("out", "threads", "device", "force", "bench_repeats")
+_FREE_ARGS = ("out", "threads", "device", "force", "bench_repeats", "dropped_terms")
 # arguments added after the first runs were recorded, with the value that reproduces what those
 # runs did: a folder whose stages.json lacks one resumes when the new value is that one
 _ADDED_ARGS: dict[str, Any] = {"teacher_flip": False, "lr": 1e-4, "bias_crops": 64}
@@ -134,6 +134,8 @@ class CompressConfig:
     seed: int = 0
     device: str = "auto"
     force: bool = False
+    # set by resolve(): terms taken out of ``all`` (reported, not an argument: never recorded)
+    dropped_terms: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def validate(self) -> CompressConfig:
         """Check every plain value (files come later); one-line ReidTraceError when wrong."""
@@ -194,7 +196,7 @@ class CompressConfig:
         term is refused with it, except under ``all`` (every term), which then drops it and
         says so in the report (``distill.note``).
         """
-        self.dropped_terms: tuple[str, ...] = ()
+        self.dropped_terms = ()
         if self.teacher_flip is None:
             self.teacher_flip = not self.flip and _source_flips(self.model)
         if self.teacher_flip and "feature" in self.distill_terms and self.distill_iters > 0:
@@ -468,7 +470,7 @@ class _Run:
             "teacher_flip": dcfg.teacher_flip,
             "lr": dcfg.lr,
         }
-        if getattr(cfg, "dropped_terms", ()):
+        if cfg.dropped_terms:
             result["note"] = (
                 f"{', '.join(cfg.dropped_terms)} dropped from --distill-terms all: the teacher is "
                 "flip-averaged"
