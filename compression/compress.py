@@ -80,7 +80,8 @@ RUN_FILES = (
     "pruned_fp32.onnx", "model_fp32.onnx", "model_int8.onnx", "evaluation.json", "report.json",
     "report.md", "pareto.png",
 )  # fmt: skip
-# arguments that change no output: a resumed run may change them
+# arguments that change no output, so a resumed run may change them (and dropped_terms, which
+# resolve() derives from teacher_flip and distill_terms: not an argument)
 _FREE_ARGS = ("out", "threads", "device", "force", "bench_repeats", "dropped_terms")
 # arguments added after the first runs were recorded, with the value that reproduces what those
 # runs did: a folder whose stages.json lacks one resumes when the new value is that one
